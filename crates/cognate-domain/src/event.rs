@@ -1,0 +1,320 @@
+//! Events: what happened, named in the past tense with permanent dotted type strings,
+//! versioned payloads upcast on read, and `evolve`, which folds an event into the
+//! projections.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+use crate::Millis;
+use crate::schema::AttributeDef;
+use crate::state::{Client, PendingCode, Pool, Projections, Session, User};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    #[serde(rename = "pool.created")]
+    PoolCreated { pool: Pool },
+    /// Mutable settings replaced (the immutable parts are checked equal by `decide`).
+    #[serde(rename = "pool.updated")]
+    PoolUpdated { pool: Pool },
+    #[serde(rename = "pool.custom_attributes_added")]
+    PoolCustomAttributesAdded { attributes: Vec<AttributeDef> },
+    #[serde(rename = "pool.deleted")]
+    PoolDeleted {},
+    #[serde(rename = "client.created")]
+    ClientCreated { client: Client },
+    #[serde(rename = "client.updated")]
+    ClientUpdated { client: Client },
+    #[serde(rename = "client.deleted")]
+    ClientDeleted { client_id: String },
+    #[serde(rename = "user.signed_up")]
+    UserSignedUp { user: User, client_id: Option<String> },
+    #[serde(rename = "user.code_sent")]
+    UserCodeSent { username_key: String, code: PendingCode },
+    #[serde(rename = "user.code_failed")]
+    UserCodeFailed { username_key: String },
+    #[serde(rename = "user.confirmed")]
+    UserConfirmed { username_key: String, by_admin: bool, verified_attribute: Option<String> },
+    #[serde(rename = "user.attributes_changed")]
+    UserAttributesChanged { username_key: String, set: BTreeMap<String, String>, removed: Vec<String> },
+    #[serde(rename = "user.password_set")]
+    UserPasswordSet { username_key: String, password_hash: String, permanent: bool },
+    #[serde(rename = "user.deleted")]
+    UserDeleted { username_key: String },
+    #[serde(rename = "user.signed_in")]
+    UserSignedIn { username_key: String, session: Session, flow: String },
+    #[serde(rename = "user.sign_in_failed")]
+    UserSignInFailed { username_key: String, client_id: String, reason: String },
+    #[serde(rename = "user.signed_out_globally")]
+    UserSignedOutGlobally { username_key: String },
+    #[serde(rename = "session.refreshed")]
+    SessionRefreshed { origin_jti: String, new_refresh_hash: Option<String>, previous_until: Millis },
+    #[serde(rename = "session.revoked")]
+    SessionRevoked { origin_jti: String },
+}
+
+impl Event {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::PoolCreated { .. } => "pool.created",
+            Event::PoolUpdated { .. } => "pool.updated",
+            Event::PoolCustomAttributesAdded { .. } => "pool.custom_attributes_added",
+            Event::PoolDeleted {} => "pool.deleted",
+            Event::ClientCreated { .. } => "client.created",
+            Event::ClientUpdated { .. } => "client.updated",
+            Event::ClientDeleted { .. } => "client.deleted",
+            Event::UserSignedUp { .. } => "user.signed_up",
+            Event::UserCodeSent { .. } => "user.code_sent",
+            Event::UserCodeFailed { .. } => "user.code_failed",
+            Event::UserConfirmed { .. } => "user.confirmed",
+            Event::UserAttributesChanged { .. } => "user.attributes_changed",
+            Event::UserPasswordSet { .. } => "user.password_set",
+            Event::UserDeleted { .. } => "user.deleted",
+            Event::UserSignedIn { .. } => "user.signed_in",
+            Event::UserSignInFailed { .. } => "user.sign_in_failed",
+            Event::UserSignedOutGlobally { .. } => "user.signed_out_globally",
+            Event::SessionRefreshed { .. } => "session.refreshed",
+            Event::SessionRevoked { .. } => "session.revoked",
+        }
+    }
+
+    /// Current payload version of each type; bump it (and add an upcaster) on a shape change.
+    pub fn version_of(type_name: &str) -> u32 {
+        match type_name {
+            "user.signed_up" => 2,
+            _ => 1,
+        }
+    }
+
+    /// Public, secret-free events only (for the NATS domain-event stream).
+    pub fn is_secret_free(&self) -> bool {
+        !matches!(
+            self,
+            Event::UserCodeSent { .. } | Event::UserPasswordSet { .. } | Event::SessionRefreshed { .. }
+        )
+    }
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub seq: u64,
+    /// UTC milliseconds.
+    pub at: Millis,
+    pub pool: String,
+    /// Which pool, client or user (sub) the event is about.
+    pub aggregate: String,
+    pub v: u32,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("event {0} has version {1}, newer than this daemon understands")]
+    TooNew(String, u32),
+}
+
+impl Envelope {
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Decodes stored bytes, upcasting older payload versions first.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut raw: Value = serde_json::from_slice(bytes)?;
+        let ty = raw.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let v = raw.get("v").and_then(Value::as_u64).unwrap_or(1) as u32;
+        let current = Event::version_of(&ty);
+        if v > current {
+            return Err(DecodeError::TooNew(ty, v));
+        }
+        if v < current {
+            if let Some(data) = raw.get_mut("data") {
+                upcast(&ty, v, data);
+            }
+            raw["v"] = Value::from(current);
+        }
+        Ok(serde_json::from_value(raw)?)
+    }
+}
+
+/// Brings an old payload to the current version, one step at a time.
+fn upcast(ty: &str, mut v: u32, data: &mut Value) {
+    while v < Event::version_of(ty) {
+        if let ("user.signed_up", 1) = (ty, v) {
+            // v1 kept attributes as a list of {Name, Value} pairs and had no client id.
+            if let Some(user) = data.get_mut("user") {
+                if let Some(Value::Array(list)) = user.get("attributes").cloned() {
+                    let map: serde_json::Map<String, Value> = list
+                        .into_iter()
+                        .filter_map(|p| {
+                            let n = p.get("Name")?.as_str()?.to_owned();
+                            let val = p.get("Value").cloned().unwrap_or(Value::from(""));
+                            Some((n, val))
+                        })
+                        .collect();
+                    user["attributes"] = Value::Object(map);
+                }
+            }
+            if data.get("client_id").is_none() {
+                data["client_id"] = Value::Null;
+            }
+        }
+        v += 1;
+    }
+}
+
+/// Folds one event into the projections. Events were validated by `decide` before they
+/// were appended, so a missing pool or user here means the event has nothing to change.
+pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error> {
+    let pool_id = env.pool.as_str();
+    let at = env.at;
+    match &env.event {
+        Event::PoolCreated { pool } | Event::PoolUpdated { pool } => p.put_pool(pool)?,
+        Event::PoolCustomAttributesAdded { attributes } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.schema.extend(attributes.iter().cloned());
+                pool.updated_at = at;
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolDeleted {} => p.delete_pool(pool_id)?,
+        Event::ClientCreated { client } | Event::ClientUpdated { client } => p.put_client(client)?,
+        Event::ClientDeleted { client_id } => p.delete_client(client_id)?,
+        Event::UserSignedUp { user, .. } => {
+            if let Some(pool) = p.pool(pool_id)? {
+                p.put_user(&pool, user)?;
+            }
+        }
+        Event::UserDeleted { username_key } => {
+            if let Some(pool) = p.pool(pool_id)? {
+                if let Some(user) = p.user(pool_id, username_key)? {
+                    p.delete_user(&pool, &user)?;
+                }
+            }
+        }
+        Event::SessionRefreshed { origin_jti, new_refresh_hash, previous_until } => {
+            if let Some(mut s) = p.session(origin_jti)? {
+                if let Some(h) = new_refresh_hash {
+                    s.previous_hash = Some(std::mem::replace(&mut s.refresh_hash, h.clone()));
+                    s.previous_until = *previous_until;
+                }
+                p.put_session(&s)?;
+            }
+        }
+        Event::SessionRevoked { origin_jti } => {
+            if let Some(mut s) = p.session(origin_jti)? {
+                s.revoked = true;
+                p.put_session(&s)?;
+            }
+        }
+        Event::UserSignedIn { username_key, session, .. } => {
+            p.put_session(session)?;
+            update_user(p, pool_id, username_key, at, |_| {})?;
+        }
+        Event::UserSignInFailed { .. } => {}
+        Event::UserCodeSent { username_key, code } => {
+            update_user(p, pool_id, username_key, at, |u| u.code = Some(code.clone()))?
+        }
+        Event::UserCodeFailed { username_key } => update_user(p, pool_id, username_key, at, |u| {
+            if let Some(c) = u.code.as_mut() {
+                c.failed_attempts += 1;
+            }
+        })?,
+        Event::UserConfirmed { username_key, verified_attribute, .. } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                u.status = crate::state::UserStatus::Confirmed;
+                u.code = None;
+                if let Some(a) = verified_attribute {
+                    u.attributes.insert(format!("{a}_verified"), "true".into());
+                }
+            })?
+        }
+        Event::UserAttributesChanged { username_key, set, removed } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                for (k, v) in set {
+                    u.attributes.insert(k.clone(), v.clone());
+                }
+                for k in removed {
+                    u.attributes.remove(k);
+                }
+            })?
+        }
+        Event::UserPasswordSet { username_key, password_hash, permanent } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                u.password_hash = Some(password_hash.clone());
+                if *permanent {
+                    if u.status != crate::state::UserStatus::Unconfirmed {
+                        u.status = crate::state::UserStatus::Confirmed;
+                    }
+                } else {
+                    u.status = crate::state::UserStatus::ForceChangePassword;
+                }
+            })?
+        }
+        Event::UserSignedOutGlobally { username_key } => {
+            update_user(p, pool_id, username_key, at, |u| u.generation += 1)?
+        }
+    }
+    Ok(())
+}
+
+fn update_user<P: Projections>(
+    p: &mut P,
+    pool_id: &str,
+    username_key: &str,
+    at: Millis,
+    f: impl FnOnce(&mut User),
+) -> Result<(), P::Error> {
+    let Some(pool) = p.pool(pool_id)? else { return Ok(()) };
+    let Some(mut user) = p.user(pool_id, username_key)? else { return Ok(()) };
+    f(&mut user);
+    user.updated_at = at;
+    p.put_user(&pool, &user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `user.signed_up` event as version 1 wrote it; kept byte for byte.
+    const V1_SIGNED_UP: &str = include_str!("../fixtures/user.signed_up.v1.json");
+
+    #[test]
+    fn v1_signed_up_is_upcast() {
+        let env = Envelope::decode(V1_SIGNED_UP.as_bytes());
+        let env = match env {
+            Ok(e) => e,
+            Err(e) => panic!("fixture does not decode: {e}"),
+        };
+        assert_eq!(env.v, 2);
+        let Event::UserSignedUp { user, client_id } = env.event else {
+            panic!("wrong event type")
+        };
+        assert_eq!(client_id, None);
+        assert_eq!(user.attributes.get("email").map(String::as_str), Some("old@example.com"));
+        assert_eq!(user.attributes.get("sub").map(String::as_str), Some(user.sub.as_str()));
+    }
+
+    #[test]
+    fn round_trip_and_too_new() {
+        let env = Envelope {
+            seq: 7,
+            at: 1,
+            pool: "p".into(),
+            aggregate: "c".into(),
+            v: 1,
+            event: Event::ClientDeleted { client_id: "c".into() },
+        };
+        let bytes = env.encode().unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert!(text.contains(r#""type":"client.deleted""#), "{text}");
+        assert_eq!(Envelope::decode(&bytes).ok(), Some(env));
+        let newer = text.replace(r#""v":1"#, r#""v":9"#);
+        assert!(matches!(Envelope::decode(newer.as_bytes()), Err(DecodeError::TooNew(_, 9))));
+    }
+}

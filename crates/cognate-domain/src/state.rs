@@ -1,0 +1,246 @@
+//! The state that events fold into: pools, app clients, users and sign-in sessions, plus
+//! the read (`View`) and write (`Projections`) interfaces the store implements over its
+//! tables, so `decide` and `evolve` stay pure.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::Millis;
+use crate::policy::PasswordPolicy;
+use crate::schema::AttributeDef;
+
+/// A pool's RS256 signing key, private half sealed with the master key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedKey {
+    pub kid: String,
+    pub sealed_pkcs8: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub schema: Vec<AttributeDef>,
+    pub username_attributes: Vec<String>,
+    pub alias_attributes: Vec<String>,
+    pub case_sensitive: bool,
+    pub auto_verified_attributes: Vec<String>,
+    pub password_policy: PasswordPolicy,
+    pub mfa_configuration: String,
+    pub deletion_protection: bool,
+    /// Trigger name (`PreSignUp`, …) to the configured ARN-shaped value.
+    pub lambda_config: BTreeMap<String, String>,
+    /// Settings the daemon stores and returns but whose rules live outside the domain
+    /// (message templates, admin-create-user config, recovery, tags, …), by wire name.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    pub keys: Vec<SealedKey>,
+}
+
+impl Pool {
+    /// The key under which usernames and alias values are unique.
+    pub fn fold(&self, value: &str) -> String {
+        if self.case_sensitive { value.to_owned() } else { value.to_lowercase() }
+    }
+
+    /// Whether usernames are generated (sign-up by email or phone as username).
+    pub fn uses_username_attributes(&self) -> bool {
+        !self.username_attributes.is_empty()
+    }
+
+    /// Attribute values a user can sign in with besides the username, each unique per pool.
+    /// Emails and phone numbers count as aliases only once verified, as in Cognito.
+    pub fn sign_in_keys(&self, user: &User) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        for attr in &self.username_attributes {
+            if let Some(v) = user.attributes.get(attr).filter(|v| !v.is_empty()) {
+                keys.push((attr.clone(), self.fold(v)));
+            }
+        }
+        for attr in &self.alias_attributes {
+            let Some(v) = user.attributes.get(attr).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let active = match attr.as_str() {
+                "email" => user.attr_true("email_verified"),
+                "phone_number" => user.attr_true("phone_number_verified"),
+                _ => true,
+            };
+            if active {
+                keys.push((attr.clone(), self.fold(v)));
+            }
+        }
+        keys
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeUnit {
+    Seconds,
+    Minutes,
+    Hours,
+    Days,
+}
+
+impl TimeUnit {
+    pub fn seconds(self, n: i64) -> i64 {
+        match self {
+            TimeUnit::Seconds => n,
+            TimeUnit::Minutes => n * 60,
+            TimeUnit::Hours => n * 3600,
+            TimeUnit::Days => n * 86400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub pool_id: String,
+    pub name: String,
+    /// Client secret sealed with the master key (Cognito returns it on describe).
+    pub secret_sealed: Option<String>,
+    pub explicit_auth_flows: Vec<String>,
+    pub access_token_validity: i64,
+    pub id_token_validity: i64,
+    pub refresh_token_validity: i64,
+    pub access_token_unit: TimeUnit,
+    pub id_token_unit: TimeUnit,
+    pub refresh_token_unit: TimeUnit,
+    /// Whether the caller gave `TokenValidityUnits` (echoed back only then).
+    pub units_given: bool,
+    pub read_attributes: Option<Vec<String>>,
+    pub write_attributes: Option<Vec<String>>,
+    pub prevent_user_existence_errors: bool,
+    pub enable_token_revocation: bool,
+    pub auth_session_validity_minutes: i64,
+    /// Refresh-token rotation (GetTokensFromRefreshToken): on, and the old token's grace period.
+    pub refresh_rotation: bool,
+    pub retry_grace_period_seconds: i64,
+    pub settings: BTreeMap<String, serde_json::Value>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Client {
+    pub fn allows(&self, flow: &str) -> bool {
+        self.explicit_auth_flows.iter().any(|f| f == flow)
+    }
+    pub fn access_seconds(&self) -> i64 {
+        self.access_token_unit.seconds(self.access_token_validity)
+    }
+    pub fn id_seconds(&self) -> i64 {
+        self.id_token_unit.seconds(self.id_token_validity)
+    }
+    pub fn refresh_seconds(&self) -> i64 {
+        self.refresh_token_unit.seconds(self.refresh_token_validity)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserStatus {
+    Unconfirmed,
+    Confirmed,
+    ForceChangePassword,
+    ResetRequired,
+    Archived,
+    Compromised,
+    ExternalProvider,
+}
+
+impl UserStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            UserStatus::Unconfirmed => "UNCONFIRMED",
+            UserStatus::Confirmed => "CONFIRMED",
+            UserStatus::ForceChangePassword => "FORCE_CHANGE_PASSWORD",
+            UserStatus::ResetRequired => "RESET_REQUIRED",
+            UserStatus::Archived => "ARCHIVED",
+            UserStatus::Compromised => "COMPROMISED",
+            UserStatus::ExternalProvider => "EXTERNAL_PROVIDER",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CodePurpose {
+    SignUp,
+    ForgotPassword,
+    VerifyAttribute,
+}
+
+/// A code sent to the user, kept only as a keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCode {
+    pub purpose: CodePurpose,
+    pub hash: String,
+    pub expires_at: Millis,
+    pub failed_attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub sub: String,
+    pub attributes: BTreeMap<String, String>,
+    pub status: UserStatus,
+    pub enabled: bool,
+    pub password_hash: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub code: Option<PendingCode>,
+    /// Bumped by a global sign-out: sessions of older generations are dead.
+    pub generation: u64,
+}
+
+impl User {
+    pub fn attr_true(&self, name: &str) -> bool {
+        self.attributes.get(name).is_some_and(|v| v == "true")
+    }
+}
+
+/// One sign-in: the refresh token (by hash) and the `origin_jti` of its tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub origin_jti: String,
+    pub pool_id: String,
+    pub username_key: String,
+    pub sub: String,
+    pub client_id: String,
+    pub refresh_hash: String,
+    /// The replaced refresh token still accepted until `previous_until` (rotation grace).
+    pub previous_hash: Option<String>,
+    pub previous_until: Millis,
+    pub auth_time: Millis,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub generation: u64,
+    pub revoked: bool,
+}
+
+/// Reads of current state, implemented by the store inside its transactions.
+pub trait View {
+    type Error;
+    fn pool(&self, id: &str) -> Result<Option<Pool>, Self::Error>;
+    fn client(&self, id: &str) -> Result<Option<Client>, Self::Error>;
+    /// By the folded username key.
+    fn user(&self, pool: &str, username_key: &str) -> Result<Option<User>, Self::Error>;
+    /// The username key owning a sign-in attribute value (folded).
+    fn alias_owner(&self, pool: &str, attr: &str, value_key: &str) -> Result<Option<String>, Self::Error>;
+    fn session(&self, origin_jti: &str) -> Result<Option<Session>, Self::Error>;
+    /// The `origin_jti` of the session a refresh-token hash belongs to.
+    fn session_by_refresh(&self, refresh_hash: &str) -> Result<Option<String>, Self::Error>;
+}
+
+/// Writes of projected state; `put_user` keeps the sign-in indexes in step.
+pub trait Projections: View {
+    fn put_pool(&mut self, pool: &Pool) -> Result<(), Self::Error>;
+    /// Removes the pool with its clients, users and indexes.
+    fn delete_pool(&mut self, id: &str) -> Result<(), Self::Error>;
+    fn put_client(&mut self, client: &Client) -> Result<(), Self::Error>;
+    fn delete_client(&mut self, id: &str) -> Result<(), Self::Error>;
+    fn put_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
+    fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
+    fn put_session(&mut self, session: &Session) -> Result<(), Self::Error>;
+}

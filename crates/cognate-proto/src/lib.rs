@@ -1,0 +1,16 @@
+//! Cognito's `cognito-idp` wire protocol (AWS JSON 1.1): request and response shapes,
+//! operation names and the exception vocabulary, generated from botocore's service model
+//! (`model.rs`), plus the small hand-written pieces around it.
+
+mod model;
+mod sensitive;
+pub mod validate;
+
+pub use model::*;
+pub use sensitive::Sensitive;
+pub use validate::{Validate, validation_message};
+
+/// `X-Amz-Target` prefix of every operation.
+pub const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
+/// Content type of requests and responses.
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";

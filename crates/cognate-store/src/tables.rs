@@ -1,0 +1,404 @@
+//! Table definitions (versioned names), the projections over a write transaction, the
+//! reader over a read transaction, replay and the state digest.
+
+use redb::{
+    ReadOnlyTable, TableHandle, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use cognate_domain::{Client, Envelope, Pool, Projections, Session, User, View, evolve};
+
+use crate::{Error, Result};
+
+pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log_v1");
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
+pub const POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("pools_v1");
+pub const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients_v1");
+/// `pool \0 client id` → empty: the clients of a pool.
+pub const POOL_CLIENTS: TableDefinition<&str, ()> = TableDefinition::new("pool_clients_v1");
+/// `pool \0 username key` → user.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
+/// `pool \0 attribute \0 folded value` → username key: sign-in aliases, unique per pool.
+pub const SIGN_IN: TableDefinition<&str, &str> = TableDefinition::new("sign_in_v1");
+/// `pool \0 sub` → username key.
+pub const SUBS: TableDefinition<&str, &str> = TableDefinition::new("subs_v1");
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_v1");
+/// refresh-token hash → origin jti.
+pub const REFRESH: TableDefinition<&str, &str> = TableDefinition::new("refresh_v1");
+
+const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 4] = [POOLS, CLIENTS, USERS, SESSIONS];
+const STR_TABLES: [TableDefinition<&str, &str>; 3] = [SIGN_IN, SUBS, REFRESH];
+
+fn k2(a: &str, b: &str) -> String {
+    format!("{a}\0{b}")
+}
+fn k3(a: &str, b: &str, c: &str) -> String {
+    format!("{a}\0{b}\0{c}")
+}
+/// The half-open key range of everything under `prefix \0`.
+fn under(prefix: &str) -> (String, String) {
+    (format!("{prefix}\0"), format!("{prefix}\u{1}"))
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(v)?)
+}
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(b)?)
+}
+
+/// Creates every table so that readers never meet a missing one.
+pub fn ensure(db: &redb::Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    txn.open_table(LOG)?;
+    txn.open_table(META)?;
+    txn.open_table(POOL_CLIENTS)?;
+    for t in BYTE_TABLES {
+        txn.open_table(t)?;
+    }
+    for t in STR_TABLES {
+        txn.open_table(t)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+pub fn last_seq(txn: &ReadTransaction) -> Result<u64> {
+    let log = txn.open_table(LOG)?;
+    Ok(log.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+}
+
+pub fn clear_projections(txn: &WriteTransaction) -> Result<()> {
+    for t in BYTE_TABLES {
+        txn.delete_table(t)?;
+        txn.open_table(t)?;
+    }
+    for t in STR_TABLES {
+        txn.delete_table(t)?;
+        txn.open_table(t)?;
+    }
+    txn.delete_table(POOL_CLIENTS)?;
+    txn.open_table(POOL_CLIENTS)?;
+    Ok(())
+}
+
+/// Folds every logged event into the (empty) projections of `txn`.
+pub fn replay(txn: &WriteTransaction) -> Result<u64> {
+    let entries: Vec<Vec<u8>> = {
+        let log = txn.open_table(LOG)?;
+        let mut v = Vec::new();
+        for item in log.iter()? {
+            let (_, bytes) = item?;
+            v.push(bytes.value().to_vec());
+        }
+        v
+    };
+    let mut p = WriteProjections { txn };
+    for bytes in &entries {
+        let env = Envelope::decode(bytes)?;
+        evolve(&mut p, &env)?;
+    }
+    Ok(entries.len() as u64)
+}
+
+/// SHA-256 over every projection table, key and value in key order.
+pub fn digest_of(txn: &ReadTransaction) -> Result<String> {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut feed = |name: &str, k: &[u8], v: &[u8]| {
+        for part in [name.as_bytes(), k, v] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+    };
+    for t in BYTE_TABLES {
+        let table = txn.open_table(t)?;
+        for item in table.iter()? {
+            let (k, v) = item?;
+            feed(t.name(), k.value().as_bytes(), v.value());
+        }
+    }
+    for t in STR_TABLES {
+        let table = txn.open_table(t)?;
+        for item in table.iter()? {
+            let (k, v) = item?;
+            feed(t.name(), k.value().as_bytes(), v.value().as_bytes());
+        }
+    }
+    let table = txn.open_table(POOL_CLIENTS)?;
+    for item in table.iter()? {
+        let (k, _) = item?;
+        feed(POOL_CLIENTS.name(), k.value().as_bytes(), b"");
+    }
+    Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+fn get_json<T: DeserializeOwned>(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<T>> {
+    match t.get(key)? {
+        Some(v) => Ok(Some(dec(v.value())?)),
+        None => Ok(None),
+    }
+}
+fn get_str(t: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<Option<String>> {
+    Ok(t.get(key)?.map(|v| v.value().to_owned()))
+}
+
+/// Projections inside the writer's transaction.
+pub struct WriteProjections<'a> {
+    pub txn: &'a WriteTransaction,
+}
+
+impl View for WriteProjections<'_> {
+    type Error = Error;
+    fn pool(&self, id: &str) -> Result<Option<Pool>> {
+        get_json(&self.txn.open_table(POOLS)?, id)
+    }
+    fn client(&self, id: &str) -> Result<Option<Client>> {
+        get_json(&self.txn.open_table(CLIENTS)?, id)
+    }
+    fn user(&self, pool: &str, key: &str) -> Result<Option<User>> {
+        get_json(&self.txn.open_table(USERS)?, &k2(pool, key))
+    }
+    fn alias_owner(&self, pool: &str, attr: &str, value: &str) -> Result<Option<String>> {
+        get_str(&self.txn.open_table(SIGN_IN)?, &k3(pool, attr, value))
+    }
+    fn session(&self, jti: &str) -> Result<Option<Session>> {
+        get_json(&self.txn.open_table(SESSIONS)?, jti)
+    }
+    fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
+        get_str(&self.txn.open_table(REFRESH)?, hash)
+    }
+}
+
+impl Projections for WriteProjections<'_> {
+    fn put_pool(&mut self, pool: &Pool) -> Result<()> {
+        self.txn.open_table(POOLS)?.insert(pool.id.as_str(), enc(pool)?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_pool(&mut self, id: &str) -> Result<()> {
+        self.txn.open_table(POOLS)?.remove(id)?;
+        let (lo, hi) = under(id);
+        let client_ids: Vec<String> = {
+            let t = self.txn.open_table(POOL_CLIENTS)?;
+            let mut v = Vec::new();
+            for item in t.range(lo.as_str()..hi.as_str())? {
+                let (k, _) = item?;
+                v.push(k.value()[lo.len()..].to_owned());
+            }
+            v
+        };
+        for c in client_ids {
+            self.delete_client(&c)?;
+        }
+        let users: Vec<User> = {
+            let t = self.txn.open_table(USERS)?;
+            let mut v = Vec::new();
+            for item in t.range(lo.as_str()..hi.as_str())? {
+                let (_, val) = item?;
+                v.push(dec(val.value())?);
+            }
+            v
+        };
+        for u in users {
+            self.txn.open_table(SUBS)?.remove(k2(id, &u.sub).as_str())?;
+        }
+        self.txn.open_table(USERS)?.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        self.txn.open_table(SIGN_IN)?.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        Ok(())
+    }
+
+    fn put_client(&mut self, c: &Client) -> Result<()> {
+        self.txn.open_table(CLIENTS)?.insert(c.id.as_str(), enc(c)?.as_slice())?;
+        self.txn.open_table(POOL_CLIENTS)?.insert(k2(&c.pool_id, &c.id).as_str(), ())?;
+        Ok(())
+    }
+
+    fn delete_client(&mut self, id: &str) -> Result<()> {
+        let old: Option<Client> = self.client(id)?;
+        self.txn.open_table(CLIENTS)?.remove(id)?;
+        if let Some(c) = old {
+            self.txn.open_table(POOL_CLIENTS)?.remove(k2(&c.pool_id, id).as_str())?;
+        }
+        Ok(())
+    }
+
+    fn put_user(&mut self, pool: &Pool, user: &User) -> Result<()> {
+        let key = pool.fold(&user.username);
+        let old: Option<User> = self.user(&pool.id, &key)?;
+        let mut sign_in = self.txn.open_table(SIGN_IN)?;
+        if let Some(old) = &old {
+            for (attr, value) in pool.sign_in_keys(old) {
+                let k = k3(&pool.id, &attr, &value);
+                // Only drop index entries this user still owns (a forced alias may have moved).
+                if get_str(&sign_in, &k)?.as_deref() == Some(key.as_str()) {
+                    sign_in.remove(k.as_str())?;
+                }
+            }
+        }
+        for (attr, value) in pool.sign_in_keys(user) {
+            sign_in.insert(k3(&pool.id, &attr, &value).as_str(), key.as_str())?;
+        }
+        self.txn.open_table(SUBS)?.insert(k2(&pool.id, &user.sub).as_str(), key.as_str())?;
+        self.txn.open_table(USERS)?.insert(k2(&pool.id, &key).as_str(), enc(user)?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<()> {
+        let key = pool.fold(&user.username);
+        let mut sign_in = self.txn.open_table(SIGN_IN)?;
+        for (attr, value) in pool.sign_in_keys(user) {
+            let k = k3(&pool.id, &attr, &value);
+            if get_str(&sign_in, &k)?.as_deref() == Some(key.as_str()) {
+                sign_in.remove(k.as_str())?;
+            }
+        }
+        self.txn.open_table(SUBS)?.remove(k2(&pool.id, &user.sub).as_str())?;
+        self.txn.open_table(USERS)?.remove(k2(&pool.id, &key).as_str())?;
+        Ok(())
+    }
+
+    fn put_session(&mut self, s: &Session) -> Result<()> {
+        let old: Option<Session> = self.session(&s.origin_jti)?;
+        let mut refresh = self.txn.open_table(REFRESH)?;
+        if let Some(old) = old {
+            refresh.remove(old.refresh_hash.as_str())?;
+            if let Some(p) = &old.previous_hash {
+                refresh.remove(p.as_str())?;
+            }
+        }
+        refresh.insert(s.refresh_hash.as_str(), s.origin_jti.as_str())?;
+        if let Some(p) = &s.previous_hash {
+            refresh.insert(p.as_str(), s.origin_jti.as_str())?;
+        }
+        self.txn.open_table(SESSIONS)?.insert(s.origin_jti.as_str(), enc(s)?.as_slice())?;
+        Ok(())
+    }
+}
+
+/// A consistent snapshot for reads.
+pub struct Reader {
+    txn: ReadTransaction,
+}
+
+impl Reader {
+    pub fn new(txn: ReadTransaction) -> Self {
+        Self { txn }
+    }
+
+    fn bytes(&self, t: TableDefinition<&str, &[u8]>) -> Result<ReadOnlyTable<&'static str, &'static [u8]>> {
+        Ok(self.txn.open_table(t)?)
+    }
+
+    /// Pools in id order after `after`, at most `limit`.
+    pub fn pools(&self, after: Option<&str>, limit: usize) -> Result<Vec<Pool>> {
+        let t = self.bytes(POOLS)?;
+        let mut out = Vec::new();
+        let iter = match after {
+            Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+            None => t.iter()?,
+        };
+        for item in iter.take(limit) {
+            let (_, v) = item?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Clients of a pool in id order after `after`, at most `limit`.
+    pub fn clients_of(&self, pool: &str, after: Option<&str>, limit: usize) -> Result<Vec<Client>> {
+        let t = self.txn.open_table(POOL_CLIENTS)?;
+        let (lo, hi) = under(pool);
+        let start = after.map(|a| k2(pool, a)).unwrap_or_else(|| lo.clone());
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..hi.as_str())? {
+            let (k, _) = item?;
+            let id = &k.value()[lo.len()..];
+            if Some(id) == after {
+                continue;
+            }
+            if let Some(c) = self.client(id)? {
+                out.push(c);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn user_by_sub(&self, pool: &str, sub: &str) -> Result<Option<User>> {
+        let t = self.txn.open_table(SUBS)?;
+        match get_str(&t, &k2(pool, sub))? {
+            Some(key) => self.user(pool, &key),
+            None => Ok(None),
+        }
+    }
+
+    /// Users of a pool in username-key order after `after`, at most `limit`.
+    pub fn users_of(&self, pool: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
+        let t = self.bytes(USERS)?;
+        let (lo, hi) = under(pool);
+        let start = after.map(|a| k2(pool, a)).unwrap_or_else(|| lo.clone());
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..hi.as_str())? {
+            let (k, v) = item?;
+            if Some(&k.value()[lo.len()..]) == after {
+                continue;
+            }
+            out.push(dec(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn count_users(&self, pool: &str) -> Result<u64> {
+        let t = self.txn.open_table(SUBS)?;
+        let (lo, hi) = under(pool);
+        Ok(t.range(lo.as_str()..hi.as_str())?.count() as u64)
+    }
+
+    pub fn last_seq(&self) -> Result<u64> {
+        last_seq(&self.txn)
+    }
+
+    /// Logged events with `seq >= from`, at most `limit`.
+    pub fn events(&self, from: u64, limit: usize) -> Result<Vec<Envelope>> {
+        let t = self.txn.open_table(LOG)?;
+        let mut out = Vec::new();
+        for item in t.range(from..)?.take(limit) {
+            let (_, v) = item?;
+            out.push(Envelope::decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn event_count(&self) -> Result<u64> {
+        Ok(self.txn.open_table(LOG)?.len()?)
+    }
+}
+
+impl View for Reader {
+    type Error = Error;
+    fn pool(&self, id: &str) -> Result<Option<Pool>> {
+        get_json(&self.bytes(POOLS)?, id)
+    }
+    fn client(&self, id: &str) -> Result<Option<Client>> {
+        get_json(&self.bytes(CLIENTS)?, id)
+    }
+    fn user(&self, pool: &str, key: &str) -> Result<Option<User>> {
+        get_json(&self.bytes(USERS)?, &k2(pool, key))
+    }
+    fn alias_owner(&self, pool: &str, attr: &str, value: &str) -> Result<Option<String>> {
+        get_str(&self.txn.open_table(SIGN_IN)?, &k3(pool, attr, value))
+    }
+    fn session(&self, jti: &str) -> Result<Option<Session>> {
+        get_json(&self.bytes(SESSIONS)?, jti)
+    }
+    fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
+        get_str(&self.txn.open_table(REFRESH)?, hash)
+    }
+}

@@ -1,0 +1,284 @@
+//! Store tests: group commit, refusal without trace, reads after acknowledged writes, and a
+//! long random scenario whose rebuilt projections must equal the incrementally kept ones.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use cognate_domain::policy::PasswordPolicy;
+use cognate_domain::state::{SealedKey, TimeUnit};
+use cognate_domain::{Client, CodePurpose, Command, ErrorKind, PendingCode, Pool, Session, User, UserStatus, View};
+
+use super::*;
+
+fn pool(id: &str, aliases: &[&str]) -> Pool {
+    Pool {
+        id: id.into(),
+        name: format!("pool {id}"),
+        created_at: 1,
+        updated_at: 1,
+        schema: cognate_domain::schema::default_schema(),
+        username_attributes: vec![],
+        alias_attributes: aliases.iter().map(|s| s.to_string()).collect(),
+        case_sensitive: false,
+        auto_verified_attributes: vec!["email".into()],
+        password_policy: PasswordPolicy::default(),
+        mfa_configuration: "OFF".into(),
+        deletion_protection: false,
+        lambda_config: BTreeMap::new(),
+        settings: BTreeMap::new(),
+        keys: vec![SealedKey { kid: "k".into(), sealed_pkcs8: "x".into() }],
+    }
+}
+
+fn client(id: &str, pool: &str) -> Client {
+    Client {
+        id: id.into(),
+        pool_id: pool.into(),
+        name: "c".into(),
+        secret_sealed: None,
+        explicit_auth_flows: vec!["ALLOW_USER_PASSWORD_AUTH".into()],
+        access_token_validity: 60,
+        id_token_validity: 60,
+        refresh_token_validity: 30,
+        access_token_unit: TimeUnit::Minutes,
+        id_token_unit: TimeUnit::Minutes,
+        refresh_token_unit: TimeUnit::Days,
+        units_given: false,
+        read_attributes: None,
+        write_attributes: None,
+        prevent_user_existence_errors: false,
+        enable_token_revocation: true,
+        auth_session_validity_minutes: 3,
+        refresh_rotation: false,
+        retry_grace_period_seconds: 0,
+        settings: BTreeMap::new(),
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn user(name: &str, email: &str) -> User {
+    let mut attributes = BTreeMap::new();
+    attributes.insert("sub".to_string(), format!("sub-{name}"));
+    attributes.insert("email".to_string(), email.to_string());
+    User {
+        username: name.into(),
+        sub: format!("sub-{name}"),
+        attributes,
+        status: UserStatus::Unconfirmed,
+        enabled: true,
+        password_hash: Some("$argon2id$fake".into()),
+        created_at: 1,
+        updated_at: 1,
+        code: Some(PendingCode { purpose: CodePurpose::SignUp, hash: format!("h-{name}"), expires_at: 1_000_000, failed_attempts: 0 }),
+        generation: 0,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.redb"), WriterConfig::default()).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn refused_commands_leave_no_trace_and_reads_see_acknowledged_writes() {
+    let (_d, s) = open();
+    s.run(Command::CreatePool { pool: pool("p_1", &["email"]) }, 10).await.unwrap();
+    s.run(Command::CreateClient { client: client("c1", "p_1") }, 10).await.unwrap();
+    s.run(Command::SignUp { pool_id: "p_1".into(), client_id: Some("c1".into()), user: user("Alice", "a@x.io") }, 10)
+        .await
+        .unwrap();
+    let seq = s.stats().last_seq.load(Ordering::Relaxed);
+    let before = s.digest().unwrap();
+    // Same username in another case: the pool is case-insensitive.
+    let e = s
+        .run(Command::SignUp { pool_id: "p_1".into(), client_id: None, user: user("ALICE", "b@x.io") }, 11)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::UsernameExists), "{e:?}");
+    assert_eq!(s.digest().unwrap(), before);
+    assert_eq!(s.stats().last_seq.load(Ordering::Relaxed), seq);
+    let r = s.read_now().unwrap();
+    assert_eq!(r.user("p_1", "alice").unwrap().map(|u| u.username), Some("Alice".into()));
+    assert_eq!(r.user_by_sub("p_1", "sub-Alice").unwrap().map(|u| u.username), Some("Alice".into()));
+}
+
+#[tokio::test]
+async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
+    let (_d, s) = open();
+    s.run(Command::CreatePool { pool: pool("p_1", &["email"]) }, 1).await.unwrap();
+    s.run(Command::SignUp { pool_id: "p_1".into(), client_id: None, user: user("bob", "b@x.io") }, 1).await.unwrap();
+    for i in 0..5 {
+        let ex = s
+            .execute(Command::ConfirmSignUp { pool_id: "p_1".into(), username_key: "bob".into(), code_hash: "wrong".into(), force_alias: false }, 2)
+            .await
+            .unwrap();
+        assert_eq!(ex.refusal.map(|r| r.kind), Some(ErrorKind::CodeMismatch), "attempt {i}");
+        assert_eq!(ex.events.len(), 1);
+    }
+    let e = s
+        .run(Command::ConfirmSignUp { pool_id: "p_1".into(), username_key: "bob".into(), code_hash: "h-bob".into(), force_alias: false }, 3)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::TooManyFailedAttempts), "{e:?}");
+    // A new code resets the attempts.
+    let code = PendingCode { purpose: CodePurpose::SignUp, hash: "h2".into(), expires_at: 100, failed_attempts: 0 };
+    s.run(Command::SendCode { pool_id: "p_1".into(), username_key: "bob".into(), code }, 4).await.unwrap();
+    s.run(Command::ConfirmSignUp { pool_id: "p_1".into(), username_key: "bob".into(), code_hash: "h2".into(), force_alias: false }, 5)
+        .await
+        .unwrap();
+    let u = s.read_now().unwrap().user("p_1", "bob").unwrap().unwrap();
+    assert_eq!(u.status, UserStatus::Confirmed);
+    assert!(u.attr_true("email_verified"));
+    // The verified email is now a sign-in alias.
+    assert_eq!(s.read_now().unwrap().alias_owner("p_1", "email", "b@x.io").unwrap(), Some("bob".into()));
+}
+
+#[tokio::test]
+async fn concurrent_writers_are_group_committed() {
+    let (_d, s) = open();
+    s.run(Command::CreatePool { pool: pool("p_1", &[]) }, 1).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.run(Command::SignUp { pool_id: "p_1".into(), client_id: None, user: user(&format!("u{i}"), "") }, 2).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(s.read_now().unwrap().count_users("p_1").unwrap(), 200);
+    let batches = s.stats().batches.load(Ordering::Relaxed);
+    assert!(batches < 201, "every write committed alone: {batches} batches");
+    assert_eq!(s.read_now().unwrap().last_seq().unwrap(), 201);
+}
+
+/// xorshift: deterministic, seedable, good enough to pick operations.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test]
+async fn long_random_scenario_rebuilds_to_the_same_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut applied = 0u64;
+    {
+        let s = Store::open(&path, WriterConfig::default()).unwrap();
+        let pools = ["p_a", "p_b", "p_c"];
+        for (i, p) in pools.iter().enumerate() {
+            let aliases: &[&str] = if i == 0 { &["email", "preferred_username"] } else { &[] };
+            s.run(Command::CreatePool { pool: pool(p, aliases) }, 1).await.unwrap();
+            s.run(Command::CreateClient { client: client(&format!("c{i}"), p) }, 1).await.unwrap();
+        }
+        let mut sessions: Vec<String> = Vec::new();
+        for step in 0..3000i64 {
+            let p = pools[rng.below(3) as usize];
+            let name = format!("user{}", rng.below(60));
+            let ci = pools.iter().position(|x| *x == p).unwrap();
+            let now = 10 + step;
+            let cmd = match rng.below(11) {
+                0 | 1 => Command::SignUp {
+                    pool_id: p.into(),
+                    client_id: Some(format!("c{ci}")),
+                    user: user(&name, &format!("{}@x.io", rng.below(40))),
+                },
+                2 => Command::ConfirmSignUp {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                    code_hash: if rng.below(2) == 0 { format!("h-{name}") } else { "bad".into() },
+                    force_alias: rng.below(2) == 0,
+                },
+                3 => Command::AdminConfirmSignUp { pool_id: p.into(), username_key: name.clone() },
+                4 => Command::SetPassword { pool_id: p.into(), username_key: name.clone(), password_hash: format!("h{step}"), permanent: rng.below(2) == 0 },
+                5 => Command::DeleteUser { pool_id: p.into(), username_key: name.clone() },
+                6 => {
+                    let jti = format!("s{step}");
+                    sessions.push(jti.clone());
+                    Command::SignIn {
+                        pool_id: p.into(),
+                        username_key: name.clone(),
+                        session: Session {
+                            origin_jti: jti,
+                            pool_id: p.into(),
+                            username_key: name.clone(),
+                            sub: format!("sub-{name}"),
+                            client_id: format!("c{ci}"),
+                            refresh_hash: format!("r{step}"),
+                            previous_hash: None,
+                            previous_until: 0,
+                            auth_time: now,
+                            created_at: now,
+                            expires_at: now + 100_000,
+                            generation: 0,
+                            revoked: false,
+                        },
+                        flow: "USER_PASSWORD_AUTH".into(),
+                    }
+                }
+                7 if !sessions.is_empty() => {
+                    let jti = sessions[rng.below(sessions.len() as u64) as usize].clone();
+                    let presented = s.read_now().unwrap().session(&jti).unwrap().map(|x| x.refresh_hash).unwrap_or_default();
+                    Command::Refresh { origin_jti: jti, presented_hash: presented, new_refresh_hash: Some(format!("r{step}")), grace_until: now + 5 }
+                }
+                8 if !sessions.is_empty() => Command::RevokeSession { origin_jti: sessions[rng.below(sessions.len() as u64) as usize].clone() },
+                9 => Command::GlobalSignOut { pool_id: p.into(), username_key: name.clone() },
+                _ => Command::SendCode {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                    code: PendingCode { purpose: CodePurpose::SignUp, hash: format!("h-{name}"), expires_at: now + 50, failed_attempts: 0 },
+                },
+            };
+            if let Ok(ex) = s.execute(cmd, now).await {
+                applied += ex.events.len() as u64;
+            }
+        }
+        s.run(Command::DeletePool { pool_id: "p_c".into() }, 99_999).await.unwrap();
+        applied += 1;
+        let live = s.digest().unwrap();
+        assert!(applied > 500, "scenario too short: {applied}");
+        s.close();
+        let out = rebuild(&path).unwrap();
+        assert_eq!(out.events, applied + 6);
+        assert_eq!(out.live_digest, live);
+        assert_eq!(out.rebuilt_digest, live);
+    }
+    // The rebuilt database serves reads as before.
+    let s = Store::open(&path, WriterConfig::default()).unwrap();
+    assert!(s.read_now().unwrap().pool("p_c").unwrap().is_none());
+    assert!(s.read_now().unwrap().pool("p_a").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn rebuild_detects_a_tampered_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let s = Store::open(&path, WriterConfig::default()).unwrap();
+        s.run(Command::CreatePool { pool: pool("p_1", &[]) }, 1).await.unwrap();
+        s.close();
+    }
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::POOLS).unwrap().insert("p_ghost", b"{}".as_slice()).unwrap();
+        txn.commit().unwrap();
+    }
+    let out = rebuild(&path).unwrap();
+    assert_ne!(out.live_digest, out.rebuilt_digest);
+    let s = Store::open(&path, WriterConfig::default()).unwrap();
+    assert_eq!(s.digest().unwrap(), out.rebuilt_digest);
+}

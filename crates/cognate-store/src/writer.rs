@@ -1,0 +1,137 @@
+//! The single writer: drains queued commands, decides and applies each in order inside
+//! one write transaction, commits once with fsync, then answers every caller. A command
+//! that is refused leaves no trace; a storage failure fails the whole batch, so no caller
+//! is told of a write that did not happen.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cognate_domain::command::DecideError;
+use cognate_domain::{Command, Envelope, Event, Millis, decide, evolve};
+use redb::{Database, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::tables::{LOG, WriteProjections};
+use crate::{Error, Executed, Result, Stats};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most commands committed together; 1 means one fsync per write.
+    pub max_batch: usize,
+    /// Commands that may wait for the writer before callers are told to retry.
+    pub queue: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { max_batch: 512, queue: 8192 }
+    }
+}
+
+struct Job {
+    command: Command,
+    now: Millis,
+    reply: oneshot::Sender<Result<Executed>>,
+}
+
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Job>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Handle {
+    pub async fn submit(&self, command: Command, now: Millis) -> Result<Executed> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Job { command, now, reply }).await.map_err(|_| Error::WriterGone)?;
+        rx.await.map_err(|_| Error::WriterGone)?
+    }
+
+    /// Closes the queue and waits for the writer to finish what it has; the caller must
+    /// hold the last handle, or this waits until every other one is dropped.
+    pub fn close(self) {
+        let Handle { tx, thread } = self;
+        drop(tx);
+        let joined = thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = joined {
+            let _ = h.join();
+        }
+    }
+}
+
+pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Handle {
+    let (tx, mut rx) = mpsc::channel::<Job>(config.queue.max(1));
+    let max_batch = config.max_batch.max(1);
+    let spawned = std::thread::Builder::new().name("cognate-writer".into()).spawn(move || {
+        let mut seq = stats.last_seq.load(Ordering::Relaxed);
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len();
+            match apply_batch(&db, &batch, seq) {
+                Ok((results, new_seq)) => {
+                    seq = new_seq;
+                    stats.last_seq.store(seq, Ordering::Relaxed);
+                    stats.record_batch(n);
+                    for (job, result) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, batch = n, "write batch failed; nothing of it was committed");
+                    let msg = e.to_string();
+                    for job in batch {
+                        let _ = job.reply.send(Err(Error::BatchFailed(msg.clone())));
+                    }
+                }
+            }
+        }
+    });
+    let thread = match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the writer thread");
+            None
+        }
+    };
+    Handle { tx, thread: Arc::new(std::sync::Mutex::new(thread)) }
+}
+
+/// Applies a batch in one transaction; the per-command results are valid only if it commits.
+fn apply_batch(db: &Database, batch: &[Job], mut seq: u64) -> Result<(Vec<Result<Executed>>, u64)> {
+    let txn = db.begin_write()?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        match apply_one(&txn, &job.command, job.now, &mut seq) {
+            Ok(r) => results.push(Ok(r)),
+            Err(Error::Refused(e)) => results.push(Err(Error::Refused(e))),
+            Err(other) => return Err(other),
+        }
+    }
+    txn.commit()?;
+    Ok((results, seq))
+}
+
+fn apply_one(txn: &WriteTransaction, command: &Command, now: Millis, seq: &mut u64) -> Result<Executed> {
+    let mut p = WriteProjections { txn };
+    let outcome = match decide(&p, command, now) {
+        Ok(o) => o,
+        Err(DecideError::Domain(e)) => return Err(Error::Refused(e)),
+        Err(DecideError::Store(e)) => return Err(e),
+    };
+    let mut events = Vec::with_capacity(outcome.events.len());
+    for (pool, aggregate, event) in outcome.events {
+        *seq += 1;
+        let v = Event::version_of(event.type_name());
+        let env = Envelope { seq: *seq, at: now, pool, aggregate, v, event };
+        txn.open_table(LOG)?.insert(env.seq, env.encode()?.as_slice())?;
+        evolve(&mut p, &env)?;
+        events.push(env);
+    }
+    Ok(Executed { events, refusal: outcome.refusal })
+}
