@@ -27,6 +27,9 @@ KEYWORDS = {"type", "match", "ref", "self", "use", "mod", "enum", "struct", "loo
 
 
 def snake(name):
+    for plural in ("URLs", "ARNs", "IDs"):
+        name = name.replace(plural, plural[:-1].capitalize() + "s")
+    name = name.replace("OAuth", "Oauth")
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = s.lower()

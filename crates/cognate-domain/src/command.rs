@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{DomainError, ErrorKind};
 use crate::event::Event;
-use crate::state::{Client, CodePurpose, PendingCode, Pool, Session, User, UserStatus, View};
 use crate::schema::{self, AttributeDef};
+use crate::state::{Client, CodePurpose, PendingCode, Pool, Session, User, UserStatus, View};
 use crate::{Millis, ct_eq};
 
 /// Failed code attempts allowed before a new code must be requested.
@@ -16,24 +16,84 @@ pub const MAX_CODE_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub enum Command {
-    CreatePool { pool: Pool },
-    UpdatePool { pool: Pool },
-    AddCustomAttributes { pool_id: String, attributes: Vec<AttributeDef> },
-    DeletePool { pool_id: String },
-    CreateClient { client: Client },
-    UpdateClient { client: Client },
-    DeleteClient { pool_id: String, client_id: String },
-    SignUp { pool_id: String, client_id: Option<String>, user: User },
-    SendCode { pool_id: String, username_key: String, code: PendingCode },
-    ConfirmSignUp { pool_id: String, username_key: String, code_hash: String, force_alias: bool },
-    AdminConfirmSignUp { pool_id: String, username_key: String },
-    SetPassword { pool_id: String, username_key: String, password_hash: String, permanent: bool },
-    DeleteUser { pool_id: String, username_key: String },
-    SignIn { pool_id: String, username_key: String, session: Session, flow: String },
-    SignInFailed { pool_id: String, username_key: String, client_id: String, reason: String },
-    Refresh { origin_jti: String, presented_hash: String, new_refresh_hash: Option<String>, grace_until: Millis },
-    RevokeSession { origin_jti: String },
-    GlobalSignOut { pool_id: String, username_key: String },
+    CreatePool {
+        pool: Pool,
+    },
+    UpdatePool {
+        pool: Pool,
+    },
+    AddCustomAttributes {
+        pool_id: String,
+        attributes: Vec<AttributeDef>,
+    },
+    DeletePool {
+        pool_id: String,
+    },
+    CreateClient {
+        client: Client,
+    },
+    UpdateClient {
+        client: Client,
+    },
+    DeleteClient {
+        pool_id: String,
+        client_id: String,
+    },
+    SignUp {
+        pool_id: String,
+        client_id: Option<String>,
+        user: User,
+    },
+    SendCode {
+        pool_id: String,
+        username_key: String,
+        code: PendingCode,
+    },
+    ConfirmSignUp {
+        pool_id: String,
+        username_key: String,
+        code_hash: String,
+        force_alias: bool,
+    },
+    AdminConfirmSignUp {
+        pool_id: String,
+        username_key: String,
+    },
+    SetPassword {
+        pool_id: String,
+        username_key: String,
+        password_hash: String,
+        permanent: bool,
+    },
+    DeleteUser {
+        pool_id: String,
+        username_key: String,
+    },
+    SignIn {
+        pool_id: String,
+        username_key: String,
+        session: Session,
+        flow: String,
+    },
+    SignInFailed {
+        pool_id: String,
+        username_key: String,
+        client_id: String,
+        reason: String,
+    },
+    Refresh {
+        origin_jti: String,
+        presented_hash: String,
+        new_refresh_hash: Option<String>,
+        grace_until: Millis,
+    },
+    RevokeSession {
+        origin_jti: String,
+    },
+    GlobalSignOut {
+        pool_id: String,
+        username_key: String,
+    },
 }
 
 /// What a command decided: events to append and, possibly, a refusal to report after
@@ -58,7 +118,10 @@ impl<E> From<DomainError> for DecideError<E> {
 }
 
 fn ok(pool: &str, aggregate: &str, event: Event) -> Outcome {
-    Outcome { events: vec![(pool.to_owned(), aggregate.to_owned(), event)], refusal: None }
+    Outcome {
+        events: vec![(pool.to_owned(), aggregate.to_owned(), event)],
+        refusal: None,
+    }
 }
 
 macro_rules! st {
@@ -68,7 +131,8 @@ macro_rules! st {
 }
 
 fn pool_of<V: View>(v: &V, id: &str) -> Result<Pool, DecideError<V::Error>> {
-    st!(v.pool(id)).ok_or_else(|| DomainError::not_found(format!("User pool {id} does not exist.")).into())
+    st!(v.pool(id))
+        .ok_or_else(|| DomainError::not_found(format!("User pool {id} does not exist.")).into())
 }
 
 fn user_of<V: View>(v: &V, pool: &str, key: &str) -> Result<User, DecideError<V::Error>> {
@@ -76,7 +140,13 @@ fn user_of<V: View>(v: &V, pool: &str, key: &str) -> Result<User, DecideError<V:
 }
 
 /// Refuses a user whose sign-in keys belong to someone else.
-fn check_unique<V: View>(v: &V, pool: &Pool, user: &User, key: &str, force: bool) -> Result<Vec<(String, String)>, DecideError<V::Error>> {
+fn check_unique<V: View>(
+    v: &V,
+    pool: &Pool,
+    user: &User,
+    key: &str,
+    force: bool,
+) -> Result<Vec<(String, String)>, DecideError<V::Error>> {
     let mut taken = Vec::new();
     for (attr, value) in pool.sign_in_keys(user) {
         match st!(v.alias_owner(&pool.id, &attr, &value)) {
@@ -103,14 +173,22 @@ fn check_unique<V: View>(v: &V, pool: &Pool, user: &User, key: &str, force: bool
     Ok(taken)
 }
 
-pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, DecideError<V::Error>> {
+pub fn decide<V: View>(
+    v: &V,
+    cmd: &Command,
+    now: Millis,
+) -> Result<Outcome, DecideError<V::Error>> {
     match cmd {
         Command::CreatePool { pool } => {
             if st!(v.pool(&pool.id)).is_some() {
                 return Err(DomainError::invalid("A pool with this id already exists.").into());
             }
             pool.password_policy.validate_settings()?;
-            Ok(ok(&pool.id, &pool.id, Event::PoolCreated { pool: pool.clone() }))
+            Ok(ok(
+                &pool.id,
+                &pool.id,
+                Event::PoolCreated { pool: pool.clone() },
+            ))
         }
         Command::UpdatePool { pool } => {
             let old = pool_of(v, &pool.id)?;
@@ -127,9 +205,16 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
                 .into());
             }
             pool.password_policy.validate_settings()?;
-            Ok(ok(&pool.id, &pool.id, Event::PoolUpdated { pool: pool.clone() }))
+            Ok(ok(
+                &pool.id,
+                &pool.id,
+                Event::PoolUpdated { pool: pool.clone() },
+            ))
         }
-        Command::AddCustomAttributes { pool_id, attributes } => {
+        Command::AddCustomAttributes {
+            pool_id,
+            attributes,
+        } => {
             let pool = pool_of(v, pool_id)?;
             let mut schema = pool.schema.clone();
             let mut added = Vec::new();
@@ -142,7 +227,11 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
             if added.is_empty() {
                 return Err(DomainError::invalid("CustomAttributes must not be empty.").into());
             }
-            Ok(ok(pool_id, pool_id, Event::PoolCustomAttributesAdded { attributes: added }))
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolCustomAttributesAdded { attributes: added },
+            ))
         }
         Command::DeletePool { pool_id } => {
             let pool = pool_of(v, pool_id)?;
@@ -159,36 +248,83 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
             if st!(v.client(&client.id)).is_some() {
                 return Err(DomainError::invalid("A client with this id already exists.").into());
             }
-            Ok(ok(&client.pool_id, &client.id, Event::ClientCreated { client: client.clone() }))
+            Ok(ok(
+                &client.pool_id,
+                &client.id,
+                Event::ClientCreated {
+                    client: client.clone(),
+                },
+            ))
         }
         Command::UpdateClient { client } => {
             client_in(v, &client.pool_id, &client.id)?;
-            Ok(ok(&client.pool_id, &client.id, Event::ClientUpdated { client: client.clone() }))
+            Ok(ok(
+                &client.pool_id,
+                &client.id,
+                Event::ClientUpdated {
+                    client: client.clone(),
+                },
+            ))
         }
         Command::DeleteClient { pool_id, client_id } => {
             client_in(v, pool_id, client_id)?;
-            Ok(ok(pool_id, client_id, Event::ClientDeleted { client_id: client_id.clone() }))
+            Ok(ok(
+                pool_id,
+                client_id,
+                Event::ClientDeleted {
+                    client_id: client_id.clone(),
+                },
+            ))
         }
-        Command::SignUp { pool_id, client_id, user } => {
+        Command::SignUp {
+            pool_id,
+            client_id,
+            user,
+        } => {
             let pool = pool_of(v, pool_id)?;
             if let Some(c) = client_id {
                 client_in(v, pool_id, c)?;
             }
             let key = pool.fold(&user.username);
             if st!(v.user(pool_id, &key)).is_some() {
-                return Err(DomainError::new(ErrorKind::UsernameExists, "User already exists").into());
+                return Err(
+                    DomainError::new(ErrorKind::UsernameExists, "User already exists").into(),
+                );
             }
             check_unique(v, &pool, user, &key, false)?;
-            Ok(ok(pool_id, &user.sub, Event::UserSignedUp { user: user.clone(), client_id: client_id.clone() }))
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserSignedUp {
+                    user: user.clone(),
+                    client_id: client_id.clone(),
+                },
+            ))
         }
-        Command::SendCode { pool_id, username_key, code } => {
+        Command::SendCode {
+            pool_id,
+            username_key,
+            code,
+        } => {
             let user = user_of(v, pool_id, username_key)?;
             if code.purpose == CodePurpose::SignUp && user.status != UserStatus::Unconfirmed {
                 return Err(DomainError::invalid("User is already confirmed.").into());
             }
-            Ok(ok(pool_id, &user.sub, Event::UserCodeSent { username_key: username_key.clone(), code: code.clone() }))
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserCodeSent {
+                    username_key: username_key.clone(),
+                    code: code.clone(),
+                },
+            ))
         }
-        Command::ConfirmSignUp { pool_id, username_key, code_hash, force_alias } => {
+        Command::ConfirmSignUp {
+            pool_id,
+            username_key,
+            code_hash,
+            force_alias,
+        } => {
             let pool = pool_of(v, pool_id)?;
             let user = user_of(v, pool_id, username_key)?;
             if user.status != UserStatus::Unconfirmed {
@@ -198,8 +334,16 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
                 ))
                 .into());
             }
-            let Some(code) = user.code.as_ref().filter(|c| c.purpose == CodePurpose::SignUp) else {
-                return Err(DomainError::new(ErrorKind::ExpiredCode, "Invalid code provided, please request a code again.").into());
+            let Some(code) = user
+                .code
+                .as_ref()
+                .filter(|c| c.purpose == CodePurpose::SignUp)
+            else {
+                return Err(DomainError::new(
+                    ErrorKind::ExpiredCode,
+                    "Invalid code provided, please request a code again.",
+                )
+                .into());
             };
             if code.failed_attempts >= MAX_CODE_ATTEMPTS {
                 return Err(DomainError::new(
@@ -209,10 +353,20 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
                 .into());
             }
             if code.expires_at <= now {
-                return Err(DomainError::new(ErrorKind::ExpiredCode, "Invalid code provided, please request a code again.").into());
+                return Err(DomainError::new(
+                    ErrorKind::ExpiredCode,
+                    "Invalid code provided, please request a code again.",
+                )
+                .into());
             }
             if !ct_eq(&code.hash, code_hash) {
-                let mut out = ok(pool_id, &user.sub, Event::UserCodeFailed { username_key: username_key.clone() });
+                let mut out = ok(
+                    pool_id,
+                    &user.sub,
+                    Event::UserCodeFailed {
+                        username_key: username_key.clone(),
+                    },
+                );
                 out.refusal = Some(DomainError::new(
                     ErrorKind::CodeMismatch,
                     "Invalid verification code provided, please try again.",
@@ -221,7 +375,10 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
             }
             confirm(v, &pool, &user, username_key, false, *force_alias)
         }
-        Command::AdminConfirmSignUp { pool_id, username_key } => {
+        Command::AdminConfirmSignUp {
+            pool_id,
+            username_key,
+        } => {
             let pool = pool_of(v, pool_id)?;
             let user = user_of(v, pool_id, username_key)?;
             if user.status != UserStatus::Unconfirmed {
@@ -233,7 +390,12 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
             }
             confirm(v, &pool, &user, username_key, true, false)
         }
-        Command::SetPassword { pool_id, username_key, password_hash, permanent } => {
+        Command::SetPassword {
+            pool_id,
+            username_key,
+            password_hash,
+            permanent,
+        } => {
             let user = user_of(v, pool_id, username_key)?;
             Ok(ok(
                 pool_id,
@@ -245,26 +407,53 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
                 },
             ))
         }
-        Command::DeleteUser { pool_id, username_key } => {
+        Command::DeleteUser {
+            pool_id,
+            username_key,
+        } => {
             let user = user_of(v, pool_id, username_key)?;
-            Ok(ok(pool_id, &user.sub, Event::UserDeleted { username_key: username_key.clone() }))
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserDeleted {
+                    username_key: username_key.clone(),
+                },
+            ))
         }
-        Command::SignIn { pool_id, username_key, session, flow } => {
+        Command::SignIn {
+            pool_id,
+            username_key,
+            session,
+            flow,
+        } => {
             let user = user_of(v, pool_id, username_key)?;
             client_in(v, pool_id, &session.client_id)?;
             if !user.enabled {
                 return Err(DomainError::not_authorized("User is disabled.").into());
             }
             if user.sub != session.sub || user.generation != session.generation {
-                return Err(DomainError::new(ErrorKind::ConcurrentModification, "The user changed during sign-in; try again.").into());
+                return Err(DomainError::new(
+                    ErrorKind::ConcurrentModification,
+                    "The user changed during sign-in; try again.",
+                )
+                .into());
             }
             Ok(ok(
                 pool_id,
                 &user.sub,
-                Event::UserSignedIn { username_key: username_key.clone(), session: session.clone(), flow: flow.clone() },
+                Event::UserSignedIn {
+                    username_key: username_key.clone(),
+                    session: session.clone(),
+                    flow: flow.clone(),
+                },
             ))
         }
-        Command::SignInFailed { pool_id, username_key, client_id, reason } => {
+        Command::SignInFailed {
+            pool_id,
+            username_key,
+            client_id,
+            reason,
+        } => {
             let user = user_of(v, pool_id, username_key)?;
             Ok(ok(
                 pool_id,
@@ -276,15 +465,28 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
                 },
             ))
         }
-        Command::Refresh { origin_jti, presented_hash, new_refresh_hash, grace_until } => {
+        Command::Refresh {
+            origin_jti,
+            presented_hash,
+            new_refresh_hash,
+            grace_until,
+        } => {
             let s = live_session(v, origin_jti, now)?;
             let current = ct_eq(&s.refresh_hash, presented_hash);
-            let in_grace = s.previous_hash.as_deref().is_some_and(|p| ct_eq(p, presented_hash)) && now < s.previous_until;
+            let in_grace = s
+                .previous_hash
+                .as_deref()
+                .is_some_and(|p| ct_eq(p, presented_hash))
+                && now < s.previous_until;
             if !current && !in_grace {
                 return Err(DomainError::not_authorized("Invalid Refresh Token").into());
             }
             // A retry of an already rotated token within the grace period gets no new token.
-            let new_hash = if current { new_refresh_hash.clone() } else { None };
+            let new_hash = if current {
+                new_refresh_hash.clone()
+            } else {
+                None
+            };
             Ok(ok(
                 &s.pool_id,
                 &s.sub,
@@ -296,29 +498,55 @@ pub fn decide<V: View>(v: &V, cmd: &Command, now: Millis) -> Result<Outcome, Dec
             ))
         }
         Command::RevokeSession { origin_jti } => {
-            let s = st!(v.session(origin_jti)).ok_or_else(|| DomainError::not_authorized("Invalid token"))?;
+            let s = st!(v.session(origin_jti))
+                .ok_or_else(|| DomainError::not_authorized("Invalid token"))?;
             if s.revoked {
                 return Ok(Outcome::default());
             }
-            Ok(ok(&s.pool_id, &s.sub, Event::SessionRevoked { origin_jti: origin_jti.clone() }))
+            Ok(ok(
+                &s.pool_id,
+                &s.sub,
+                Event::SessionRevoked {
+                    origin_jti: origin_jti.clone(),
+                },
+            ))
         }
-        Command::GlobalSignOut { pool_id, username_key } => {
+        Command::GlobalSignOut {
+            pool_id,
+            username_key,
+        } => {
             let user = user_of(v, pool_id, username_key)?;
-            Ok(ok(pool_id, &user.sub, Event::UserSignedOutGlobally { username_key: username_key.clone() }))
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserSignedOutGlobally {
+                    username_key: username_key.clone(),
+                },
+            ))
         }
     }
 }
 
-fn client_in<V: View>(v: &V, pool_id: &str, client_id: &str) -> Result<Client, DecideError<V::Error>> {
+fn client_in<V: View>(
+    v: &V,
+    pool_id: &str,
+    client_id: &str,
+) -> Result<Client, DecideError<V::Error>> {
     match st!(v.client(client_id)) {
         Some(c) if c.pool_id == pool_id => Ok(c),
-        _ => Err(DomainError::not_found(format!("User pool client {client_id} does not exist.")).into()),
+        _ => Err(
+            DomainError::not_found(format!("User pool client {client_id} does not exist.")).into(),
+        ),
     }
 }
 
 /// A session that can still be used: not revoked, not expired, its user and client alive
 /// and not signed out globally since.
-pub fn live_session<V: View>(v: &V, origin_jti: &str, now: Millis) -> Result<Session, DecideError<V::Error>> {
+pub fn live_session<V: View>(
+    v: &V,
+    origin_jti: &str,
+    now: Millis,
+) -> Result<Session, DecideError<V::Error>> {
     let invalid = || DecideError::Domain(DomainError::not_authorized("Invalid Refresh Token"));
     let s = st!(v.session(origin_jti)).ok_or_else(invalid)?;
     if s.revoked {
@@ -329,7 +557,9 @@ pub fn live_session<V: View>(v: &V, origin_jti: &str, now: Millis) -> Result<Ses
     }
     match st!(v.user(&s.pool_id, &s.username_key)) {
         Some(u) if u.sub == s.sub && u.generation == s.generation && u.enabled => {}
-        Some(u) if !u.enabled => return Err(DomainError::not_authorized("User is disabled.").into()),
+        Some(u) if !u.enabled => {
+            return Err(DomainError::not_authorized("User is disabled.").into());
+        }
         _ => return Err(invalid()),
     }
     match st!(v.client(&s.client_id)) {
@@ -353,8 +583,14 @@ fn confirm<V: View>(
         && pool.auto_verified_attributes.iter().any(|a| a == "email")
     {
         Some("email".to_owned())
-    } else if user.attributes.get("phone_number").is_some_and(|e| !e.is_empty())
-        && pool.auto_verified_attributes.iter().any(|a| a == "phone_number")
+    } else if user
+        .attributes
+        .get("phone_number")
+        .is_some_and(|e| !e.is_empty())
+        && pool
+            .auto_verified_attributes
+            .iter()
+            .any(|a| a == "phone_number")
     {
         Some("phone_number".to_owned())
     } else {
@@ -362,7 +598,9 @@ fn confirm<V: View>(
     };
     let mut after = user.clone();
     if let Some(a) = &verified {
-        after.attributes.insert(format!("{a}_verified"), "true".into());
+        after
+            .attributes
+            .insert(format!("{a}_verified"), "true".into());
     }
     let taken = check_unique(v, pool, &after, key, force_alias)?;
     let mut out = Outcome::default();
@@ -374,14 +612,22 @@ fn confirm<V: View>(
             out.events.push((
                 pool.id.clone(),
                 owner.sub.clone(),
-                Event::UserAttributesChanged { username_key: owner_key, set, removed: vec![] },
+                Event::UserAttributesChanged {
+                    username_key: owner_key,
+                    set,
+                    removed: vec![],
+                },
             ));
         }
     }
     out.events.push((
         pool.id.clone(),
         user.sub.clone(),
-        Event::UserConfirmed { username_key: key.to_owned(), by_admin, verified_attribute: verified },
+        Event::UserConfirmed {
+            username_key: key.to_owned(),
+            by_admin,
+            verified_attribute: verified,
+        },
     ));
     Ok(out)
 }

@@ -29,27 +29,57 @@ pub enum Event {
     #[serde(rename = "client.deleted")]
     ClientDeleted { client_id: String },
     #[serde(rename = "user.signed_up")]
-    UserSignedUp { user: User, client_id: Option<String> },
+    UserSignedUp {
+        user: User,
+        client_id: Option<String>,
+    },
     #[serde(rename = "user.code_sent")]
-    UserCodeSent { username_key: String, code: PendingCode },
+    UserCodeSent {
+        username_key: String,
+        code: PendingCode,
+    },
     #[serde(rename = "user.code_failed")]
     UserCodeFailed { username_key: String },
     #[serde(rename = "user.confirmed")]
-    UserConfirmed { username_key: String, by_admin: bool, verified_attribute: Option<String> },
+    UserConfirmed {
+        username_key: String,
+        by_admin: bool,
+        verified_attribute: Option<String>,
+    },
     #[serde(rename = "user.attributes_changed")]
-    UserAttributesChanged { username_key: String, set: BTreeMap<String, String>, removed: Vec<String> },
+    UserAttributesChanged {
+        username_key: String,
+        set: BTreeMap<String, String>,
+        removed: Vec<String>,
+    },
     #[serde(rename = "user.password_set")]
-    UserPasswordSet { username_key: String, password_hash: String, permanent: bool },
+    UserPasswordSet {
+        username_key: String,
+        password_hash: String,
+        permanent: bool,
+    },
     #[serde(rename = "user.deleted")]
     UserDeleted { username_key: String },
     #[serde(rename = "user.signed_in")]
-    UserSignedIn { username_key: String, session: Session, flow: String },
+    UserSignedIn {
+        username_key: String,
+        session: Session,
+        flow: String,
+    },
     #[serde(rename = "user.sign_in_failed")]
-    UserSignInFailed { username_key: String, client_id: String, reason: String },
+    UserSignInFailed {
+        username_key: String,
+        client_id: String,
+        reason: String,
+    },
     #[serde(rename = "user.signed_out_globally")]
     UserSignedOutGlobally { username_key: String },
     #[serde(rename = "session.refreshed")]
-    SessionRefreshed { origin_jti: String, new_refresh_hash: Option<String>, previous_until: Millis },
+    SessionRefreshed {
+        origin_jti: String,
+        new_refresh_hash: Option<String>,
+        previous_until: Millis,
+    },
     #[serde(rename = "session.revoked")]
     SessionRevoked { origin_jti: String },
 }
@@ -91,7 +121,9 @@ impl Event {
     pub fn is_secret_free(&self) -> bool {
         !matches!(
             self,
-            Event::UserCodeSent { .. } | Event::UserPasswordSet { .. } | Event::SessionRefreshed { .. }
+            Event::UserCodeSent { .. }
+                | Event::UserPasswordSet { .. }
+                | Event::SessionRefreshed { .. }
         )
     }
 }
@@ -126,7 +158,11 @@ impl Envelope {
     /// Decodes stored bytes, upcasting older payload versions first.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut raw: Value = serde_json::from_slice(bytes)?;
-        let ty = raw.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let ty = raw
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let v = raw.get("v").and_then(Value::as_u64).unwrap_or(1) as u32;
         let current = Event::version_of(&ty);
         if v > current {
@@ -183,7 +219,9 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             }
         }
         Event::PoolDeleted {} => p.delete_pool(pool_id)?,
-        Event::ClientCreated { client } | Event::ClientUpdated { client } => p.put_client(client)?,
+        Event::ClientCreated { client } | Event::ClientUpdated { client } => {
+            p.put_client(client)?
+        }
         Event::ClientDeleted { client_id } => p.delete_client(client_id)?,
         Event::UserSignedUp { user, .. } => {
             if let Some(pool) = p.pool(pool_id)? {
@@ -197,7 +235,11 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
                 }
             }
         }
-        Event::SessionRefreshed { origin_jti, new_refresh_hash, previous_until } => {
+        Event::SessionRefreshed {
+            origin_jti,
+            new_refresh_hash,
+            previous_until,
+        } => {
             if let Some(mut s) = p.session(origin_jti)? {
                 if let Some(h) = new_refresh_hash {
                     s.previous_hash = Some(std::mem::replace(&mut s.refresh_hash, h.clone()));
@@ -212,45 +254,59 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
                 p.put_session(&s)?;
             }
         }
-        Event::UserSignedIn { username_key, session, .. } => {
+        Event::UserSignedIn {
+            username_key,
+            session,
+            ..
+        } => {
             p.put_session(session)?;
             update_user(p, pool_id, username_key, at, |_| {})?;
         }
         Event::UserSignInFailed { .. } => {}
         Event::UserCodeSent { username_key, code } => {
-            update_user(p, pool_id, username_key, at, |u| u.code = Some(code.clone()))?
+            update_user(p, pool_id, username_key, at, |u| {
+                u.code = Some(code.clone())
+            })?
         }
         Event::UserCodeFailed { username_key } => update_user(p, pool_id, username_key, at, |u| {
             if let Some(c) = u.code.as_mut() {
                 c.failed_attempts += 1;
             }
         })?,
-        Event::UserConfirmed { username_key, verified_attribute, .. } => {
-            update_user(p, pool_id, username_key, at, |u| {
-                u.status = crate::state::UserStatus::Confirmed;
-                u.code = None;
-                if let Some(a) = verified_attribute {
-                    u.attributes.insert(format!("{a}_verified"), "true".into());
-                }
-            })?
-        }
-        Event::UserAttributesChanged { username_key, set, removed } => {
-            update_user(p, pool_id, username_key, at, |u| {
-                for (k, v) in set {
-                    u.attributes.insert(k.clone(), v.clone());
-                }
-                for k in removed {
-                    u.attributes.remove(k);
-                }
-            })?
-        }
-        Event::UserPasswordSet { username_key, password_hash, permanent } => {
+        Event::UserConfirmed {
+            username_key,
+            verified_attribute,
+            ..
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.status = crate::state::UserStatus::Confirmed;
+            u.code = None;
+            if let Some(a) = verified_attribute {
+                u.attributes.insert(format!("{a}_verified"), "true".into());
+            }
+        })?,
+        Event::UserAttributesChanged {
+            username_key,
+            set,
+            removed,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            for (k, v) in set {
+                u.attributes.insert(k.clone(), v.clone());
+            }
+            for k in removed {
+                u.attributes.remove(k);
+            }
+        })?,
+        Event::UserPasswordSet {
+            username_key,
+            password_hash,
+            permanent,
+        } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.password_hash = Some(password_hash.clone());
+                // As in Cognito, a permanent password set by an administrator confirms the user.
                 if *permanent {
-                    if u.status != crate::state::UserStatus::Unconfirmed {
-                        u.status = crate::state::UserStatus::Confirmed;
-                    }
+                    u.status = crate::state::UserStatus::Confirmed;
+                    u.code = None;
                 } else {
                     u.status = crate::state::UserStatus::ForceChangePassword;
                 }
@@ -270,8 +326,12 @@ fn update_user<P: Projections>(
     at: Millis,
     f: impl FnOnce(&mut User),
 ) -> Result<(), P::Error> {
-    let Some(pool) = p.pool(pool_id)? else { return Ok(()) };
-    let Some(mut user) = p.user(pool_id, username_key)? else { return Ok(()) };
+    let Some(pool) = p.pool(pool_id)? else {
+        return Ok(());
+    };
+    let Some(mut user) = p.user(pool_id, username_key)? else {
+        return Ok(());
+    };
     f(&mut user);
     user.updated_at = at;
     p.put_user(&pool, &user)
@@ -296,8 +356,14 @@ mod tests {
             panic!("wrong event type")
         };
         assert_eq!(client_id, None);
-        assert_eq!(user.attributes.get("email").map(String::as_str), Some("old@example.com"));
-        assert_eq!(user.attributes.get("sub").map(String::as_str), Some(user.sub.as_str()));
+        assert_eq!(
+            user.attributes.get("email").map(String::as_str),
+            Some("old@example.com")
+        );
+        assert_eq!(
+            user.attributes.get("sub").map(String::as_str),
+            Some(user.sub.as_str())
+        );
     }
 
     #[test]
@@ -308,13 +374,18 @@ mod tests {
             pool: "p".into(),
             aggregate: "c".into(),
             v: 1,
-            event: Event::ClientDeleted { client_id: "c".into() },
+            event: Event::ClientDeleted {
+                client_id: "c".into(),
+            },
         };
         let bytes = env.encode().unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).to_string();
         assert!(text.contains(r#""type":"client.deleted""#), "{text}");
         assert_eq!(Envelope::decode(&bytes).ok(), Some(env));
         let newer = text.replace(r#""v":1"#, r#""v":9"#);
-        assert!(matches!(Envelope::decode(newer.as_bytes()), Err(DecodeError::TooNew(_, 9))));
+        assert!(matches!(
+            Envelope::decode(newer.as_bytes()),
+            Err(DecodeError::TooNew(_, 9))
+        ));
     }
 }

@@ -14,7 +14,9 @@ pub mod state;
 pub use command::{Command, Outcome, decide};
 pub use error::{DomainError, ErrorKind};
 pub use event::{Envelope, Event, evolve};
-pub use state::{Client, CodePurpose, PendingCode, Pool, Projections, Session, User, UserStatus, View};
+pub use state::{
+    Client, CodePurpose, PendingCode, Pool, Projections, Session, User, UserStatus, View,
+};
 
 /// Milliseconds since the Unix epoch, always passed in by the caller.
 pub type Millis = i64;

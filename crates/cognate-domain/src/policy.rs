@@ -37,10 +37,14 @@ pub const SYMBOLS: &str = "^$*.[]{}()?\"!@#%&/\\,><':;|_~`=+- ";
 impl PasswordPolicy {
     pub fn validate_settings(&self) -> Result<(), DomainError> {
         if !(6..=99).contains(&self.minimum_length) {
-            return Err(DomainError::invalid("MinimumLength must be between 6 and 99."));
+            return Err(DomainError::invalid(
+                "MinimumLength must be between 6 and 99.",
+            ));
         }
         if self.temporary_password_validity_days > 365 {
-            return Err(DomainError::invalid("TemporaryPasswordValidityDays must be between 0 and 365."));
+            return Err(DomainError::invalid(
+                "TemporaryPasswordValidityDays must be between 0 and 365.",
+            ));
         }
         Ok(())
     }
@@ -89,7 +93,10 @@ mod tests {
         assert!(msg("Abcdefgh1").ends_with("symbol characters"));
         assert!(msg(" Abcdef1!").contains("space"));
         assert!(p.check("Abcdefg1!").is_ok());
-        assert_eq!(p.check("x").err().map(|e| e.kind), Some(ErrorKind::InvalidPassword));
+        assert_eq!(
+            p.check("x").err().map(|e| e.kind),
+            Some(ErrorKind::InvalidPassword)
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ pub fn standard_default(name: &str) -> Option<AttributeDef> {
 
 /// The full default schema of a new pool.
 pub fn default_schema() -> Vec<AttributeDef> {
-    STANDARD.iter().filter_map(|n| standard_default(n)).collect()
+    STANDARD
+        .iter()
+        .filter_map(|n| standard_default(n))
+        .collect()
 }
 
 /// Custom attribute names are given without prefix in `CreateUserPool`/`AddCustomAttributes`.
@@ -115,7 +118,9 @@ pub fn find<'a>(schema: &'a [AttributeDef], name: &str) -> Option<&'a AttributeD
 }
 
 fn fail(name: &str, why: &str) -> DomainError {
-    DomainError::invalid(format!("Attributes did not conform to the schema: {name}: {why}"))
+    DomainError::invalid(format!(
+        "Attributes did not conform to the schema: {name}: {why}"
+    ))
 }
 
 /// Checks one value against its definition.
@@ -125,12 +130,18 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
             let n = value.chars().count() as u32;
             if let Some(max) = def.max_length {
                 if n > max {
-                    return Err(fail(&def.name, &format!("String must be no longer than {max} characters")));
+                    return Err(fail(
+                        &def.name,
+                        &format!("String must be no longer than {max} characters"),
+                    ));
                 }
             }
             if let Some(min) = def.min_length {
                 if n < min {
-                    return Err(fail(&def.name, &format!("String must be no shorter than {min} characters")));
+                    return Err(fail(
+                        &def.name,
+                        &format!("String must be no shorter than {min} characters"),
+                    ));
                 }
             }
             match def.name.as_str() {
@@ -143,7 +154,10 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
                     ));
                 }
                 "birthdate" if !valid_date(value) => {
-                    return Err(fail(&def.name, "Birthdate must be in the format YYYY-MM-DD"));
+                    return Err(fail(
+                        &def.name,
+                        "Birthdate must be in the format YYYY-MM-DD",
+                    ));
                 }
                 _ => {}
             }
@@ -154,12 +168,18 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
                 .map_err(|_| fail(&def.name, "Number is not a valid number"))?;
             if let Some(min) = def.min_value {
                 if n < min as f64 {
-                    return Err(fail(&def.name, &format!("Number must be no less than {min}")));
+                    return Err(fail(
+                        &def.name,
+                        &format!("Number must be no less than {min}"),
+                    ));
                 }
             }
             if let Some(max) = def.max_value {
                 if n > max as f64 {
-                    return Err(fail(&def.name, &format!("Number must be no greater than {max}")));
+                    return Err(fail(
+                        &def.name,
+                        &format!("Number must be no greater than {max}"),
+                    ));
                 }
             }
         }
@@ -198,7 +218,9 @@ fn valid_date(v: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 /// Validates attributes a caller wants to set. `creating` applies required checks to the
@@ -213,16 +235,23 @@ pub fn check_attributes(
         if name == "sub" {
             return Err(fail(name, "Cannot modify the non-mutable attribute sub"));
         }
-        let def = find(schema, name).ok_or_else(|| fail(name, "Attribute does not exist in the schema."))?;
+        let def = find(schema, name)
+            .ok_or_else(|| fail(name, "Attribute does not exist in the schema."))?;
         if mutable_only && !def.mutable {
-            return Err(fail(name, &format!("Attribute cannot be updated. (changing an immutable attribute {name})")));
+            return Err(fail(
+                name,
+                &format!("Attribute cannot be updated. (changing an immutable attribute {name})"),
+            ));
         }
         check_value(def, value)?;
     }
     if creating {
         for def in schema.iter().filter(|d| d.required && d.name != "sub") {
             if given.get(&def.name).is_none_or(|v| v.is_empty()) {
-                return Err(fail(&def.name, &format!("The attribute {} is required", def.name)));
+                return Err(fail(
+                    &def.name,
+                    &format!("The attribute {} is required", def.name),
+                ));
             }
         }
     }
@@ -262,7 +291,10 @@ pub fn build_schema(given: Vec<AttributeDef>) -> Result<Vec<AttributeDef>, Domai
 }
 
 /// Adds one custom attribute (creation or `AddCustomAttributes`).
-pub fn add_custom(schema: &mut Vec<AttributeDef>, mut def: AttributeDef) -> Result<(), DomainError> {
+pub fn add_custom(
+    schema: &mut Vec<AttributeDef>,
+    mut def: AttributeDef,
+) -> Result<(), DomainError> {
     let bare = def
         .name
         .strip_prefix("dev:custom:")
@@ -283,10 +315,15 @@ pub fn add_custom(schema: &mut Vec<AttributeDef>, mut def: AttributeDef) -> Resu
     let plain = custom_name(&bare, false);
     let dev = custom_name(&bare, true);
     if schema.iter().any(|a| a.name == plain || a.name == dev) {
-        return Err(DomainError::invalid(format!("Existing attribute already has name {}.", def.name)));
+        return Err(DomainError::invalid(format!(
+            "Existing attribute already has name {}.",
+            def.name
+        )));
     }
     if schema.iter().filter(|a| !is_standard(&a.name)).count() >= 50 {
-        return Err(DomainError::invalid("A user pool can have at most 50 custom attributes."));
+        return Err(DomainError::invalid(
+            "A user pool can have at most 50 custom attributes.",
+        ));
     }
     if def.data_type == DataType::String && def.max_length.is_none() {
         def.max_length = Some(2048);
@@ -337,21 +374,76 @@ mod tests {
     fn attribute_checks() {
         let mut email = standard_default("email").unwrap_or_else(|| unreachable!());
         email.required = true;
-        let s = build_schema(vec![email, custom("age", DataType::Number), custom("t", DataType::String)])
-            .unwrap_or_default();
+        let s = build_schema(vec![
+            email,
+            custom("age", DataType::Number),
+            custom("t", DataType::String),
+        ])
+        .unwrap_or_default();
         let m = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         assert!(check_attributes(&s, &m(&[("email", "a@b.c")]), true, false).is_ok());
         let e = check_attributes(&s, &m(&[("name", "x")]), true, false).err();
         assert!(e.is_some_and(|e| e.message.contains("email is required")));
-        assert!(check_attributes(&s, &m(&[("email", "a@b.c"), ("custom:nope", "1")]), true, false).is_err());
-        assert!(check_attributes(&s, &m(&[("email", "a@b.c"), ("custom:age", "11")]), true, false).is_err());
-        assert!(check_attributes(&s, &m(&[("email", "a@b.c"), ("custom:age", "ten")]), true, false).is_err());
-        assert!(check_attributes(&s, &m(&[("email", "a@b.c"), ("custom:t", "toolong")]), true, false).is_err());
+        assert!(
+            check_attributes(
+                &s,
+                &m(&[("email", "a@b.c"), ("custom:nope", "1")]),
+                true,
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            check_attributes(
+                &s,
+                &m(&[("email", "a@b.c"), ("custom:age", "11")]),
+                true,
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            check_attributes(
+                &s,
+                &m(&[("email", "a@b.c"), ("custom:age", "ten")]),
+                true,
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            check_attributes(
+                &s,
+                &m(&[("email", "a@b.c"), ("custom:t", "toolong")]),
+                true,
+                false
+            )
+            .is_err()
+        );
         assert!(check_attributes(&s, &m(&[("email", "not-an-email")]), true, false).is_err());
-        assert!(check_attributes(&s, &m(&[("phone_number", "+14155550100"), ("email", "a@b.c")]), true, false).is_ok());
-        assert!(check_attributes(&s, &m(&[("phone_number", "555-0100"), ("email", "a@b.c")]), true, false).is_err());
+        assert!(
+            check_attributes(
+                &s,
+                &m(&[("phone_number", "+14155550100"), ("email", "a@b.c")]),
+                true,
+                false
+            )
+            .is_ok()
+        );
+        assert!(
+            check_attributes(
+                &s,
+                &m(&[("phone_number", "555-0100"), ("email", "a@b.c")]),
+                true,
+                false
+            )
+            .is_err()
+        );
         assert!(check_attributes(&s, &m(&[("sub", "x")]), false, true).is_err());
     }
 }

@@ -41,7 +41,11 @@ pub struct Pool {
 impl Pool {
     /// The key under which usernames and alias values are unique.
     pub fn fold(&self, value: &str) -> String {
-        if self.case_sensitive { value.to_owned() } else { value.to_lowercase() }
+        if self.case_sensitive {
+            value.to_owned()
+        } else {
+            value.to_lowercase()
+        }
     }
 
     /// Whether usernames are generated (sign-up by email or phone as username).
@@ -227,7 +231,12 @@ pub trait View {
     /// By the folded username key.
     fn user(&self, pool: &str, username_key: &str) -> Result<Option<User>, Self::Error>;
     /// The username key owning a sign-in attribute value (folded).
-    fn alias_owner(&self, pool: &str, attr: &str, value_key: &str) -> Result<Option<String>, Self::Error>;
+    fn alias_owner(
+        &self,
+        pool: &str,
+        attr: &str,
+        value_key: &str,
+    ) -> Result<Option<String>, Self::Error>;
     fn session(&self, origin_jti: &str) -> Result<Option<Session>, Self::Error>;
     /// The `origin_jti` of the session a refresh-token hash belongs to.
     fn session_by_refresh(&self, refresh_hash: &str) -> Result<Option<String>, Self::Error>;

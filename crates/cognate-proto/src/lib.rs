@@ -14,3 +14,7 @@ pub use validate::{Validate, validation_message};
 pub const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
 /// Content type of requests and responses.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// The answer of operations whose model has no output shape: `{}`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Empty {}

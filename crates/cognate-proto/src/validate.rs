@@ -25,7 +25,10 @@ pub fn validation_message(errs: &[String]) -> Option<String> {
     match errs.len() {
         0 => None,
         1 => Some(format!("1 validation error detected: {}", errs[0])),
-        n => Some(format!("{n} validation errors detected: {}", errs.join("; "))),
+        n => Some(format!(
+            "{n} validation errors detected: {}",
+            errs.join("; ")
+        )),
     }
 }
 
@@ -48,38 +51,62 @@ fn push(errs: &mut Vec<String>, path: &str, what: String) {
 
 pub fn check_min_len(v: &str, min: usize, path: &str, errs: &mut Vec<String>) {
     if v.chars().count() < min {
-        push(errs, path, format!("have length greater than or equal to {min}"));
+        push(
+            errs,
+            path,
+            format!("have length greater than or equal to {min}"),
+        );
     }
 }
 
 pub fn check_max_len(v: &str, max: usize, path: &str, errs: &mut Vec<String>) {
     // Counting stops past the limit so an oversized value costs no more than the limit.
     if v.chars().take(max + 1).count() > max {
-        push(errs, path, format!("have length less than or equal to {max}"));
+        push(
+            errs,
+            path,
+            format!("have length less than or equal to {max}"),
+        );
     }
 }
 
 pub fn check_min_num(v: i64, min: i64, path: &str, errs: &mut Vec<String>) {
     if v < min {
-        push(errs, path, format!("have value greater than or equal to {min}"));
+        push(
+            errs,
+            path,
+            format!("have value greater than or equal to {min}"),
+        );
     }
 }
 
 pub fn check_max_num(v: i64, max: i64, path: &str, errs: &mut Vec<String>) {
     if v > max {
-        push(errs, path, format!("have value less than or equal to {max}"));
+        push(
+            errs,
+            path,
+            format!("have value less than or equal to {max}"),
+        );
     }
 }
 
 pub fn check_min_items(n: usize, min: usize, path: &str, errs: &mut Vec<String>) {
     if n < min {
-        push(errs, path, format!("have length greater than or equal to {min}"));
+        push(
+            errs,
+            path,
+            format!("have length greater than or equal to {min}"),
+        );
     }
 }
 
 pub fn check_max_items(n: usize, max: usize, path: &str, errs: &mut Vec<String>) {
     if n > max {
-        push(errs, path, format!("have length less than or equal to {max}"));
+        push(
+            errs,
+            path,
+            format!("have length less than or equal to {max}"),
+        );
     }
 }
 
@@ -141,9 +168,8 @@ mod tests {
 
     #[test]
     fn unknown_enum_value_is_a_decode_error() {
-        let r: Result<crate::InitiateAuthRequest, _> = serde_json::from_str(
-            r#"{"AuthFlow":"NOPE","ClientId":"c"}"#,
-        );
+        let r: Result<crate::InitiateAuthRequest, _> =
+            serde_json::from_str(r#"{"AuthFlow":"NOPE","ClientId":"c"}"#);
         let e = r.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("unknown variant `NOPE`"), "{e}");
     }

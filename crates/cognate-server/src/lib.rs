@@ -1,1 +1,80 @@
-//! stub
+//! The cognate daemon as a library: the Cognito wire API (AWS JSON 1.1) with SigV4 for
+//! admin operations, the command handlers and auth flows, token issuing, JWKS and OIDC
+//! discovery, health and metrics, all behind one axum router.
+
+mod auth;
+mod clients;
+pub mod config;
+mod error;
+mod messages;
+mod metrics;
+mod oidc;
+mod pools;
+mod state;
+mod tokens;
+mod users;
+mod util;
+mod wire;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::Config;
+pub use error::ApiError;
+pub use messages::{Message, MessageSink, StdoutSink};
+pub use state::AppState;
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.config().cors_origins);
+    Router::new()
+        .route("/", post(wire::api))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(oidc::ready))
+        .route("/metrics", get(metrics::scrape))
+        .route("/{pool}/.well-known/jwks.json", get(oidc::jwks))
+        .route(
+            "/{pool}/.well-known/openid-configuration",
+            get(oidc::discovery),
+        )
+        .layer(cors)
+        .with_state(state)
+}
+
+/// CORS for browser SDKs (amazon-cognito-identity-js, Amplify call the API from pages).
+fn cors_layer(origins: &Option<Vec<String>>) -> CorsLayer {
+    use http::header::HeaderName;
+    let headers = [
+        "content-type",
+        "x-amz-target",
+        "x-amz-user-agent",
+        "cache-control",
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "amz-sdk-invocation-id",
+        "amz-sdk-request",
+        "x-amz-content-sha256",
+    ]
+    .map(HeaderName::from_static);
+    let expose = [
+        "x-amzn-requestid",
+        "x-amzn-errortype",
+        "x-amzn-errormessage",
+        "date",
+    ]
+    .map(HeaderName::from_static);
+    let origin = match origins {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+        .allow_headers(headers)
+        .expose_headers(expose)
+        .max_age(Duration::from_secs(600))
+}

@@ -1,1 +1,270 @@
-fn main() {}
+//! The `cognate` binary: reads flags and environment, sets up logging, loads or creates
+//! the secrets kept in the data directory, and runs `serve` or `rebuild`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use cognate_crypto::{HashPolicy, Keyring};
+use cognate_server::{AppState, Config, StdoutSink};
+use cognate_store::{Store, WriterConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "cognate",
+    version,
+    about = "Self-hosted user pools that speak Cognito's API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API, JWKS, health and metrics.
+    Serve(Serve),
+    /// Replay the event log into fresh projections and print digests (daemon stopped).
+    Rebuild {
+        #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct Serve {
+    /// HTTP address for the API, JWKS, health and metrics.
+    #[arg(long, env = "COGNATE_LISTEN", default_value = "127.0.0.1:9229")]
+    listen: String,
+    /// Where the redb file and generated secrets live.
+    #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Base of token issuers; default http://<listen address>.
+    #[arg(long, env = "COGNATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// NATS server; without it the daemon runs alone.
+    #[arg(long, env = "COGNATE_NATS_URL")]
+    nats_url: Option<String>,
+    /// Region in pool ids and the SigV4 scope accepted.
+    #[arg(long, env = "COGNATE_REGION", default_value = "us-east-1")]
+    region: String,
+    /// A file of admin credentials, one `ACCESS_KEY_ID SECRET` pair per line.
+    #[arg(long, env = "COGNATE_ADMIN_CREDENTIALS_FILE")]
+    admin_credentials_file: Option<PathBuf>,
+    /// Browser origins allowed by CORS, comma-separated; all when unset.
+    #[arg(long, env = "COGNATE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// argon2id memory in KiB.
+    #[arg(long, env = "COGNATE_ARGON2_M_KIB", default_value_t = 19456)]
+    argon2_m_kib: u32,
+    /// argon2id iterations.
+    #[arg(long, env = "COGNATE_ARGON2_T", default_value_t = 2)]
+    argon2_t: u32,
+    /// argon2id parallelism.
+    #[arg(long, env = "COGNATE_ARGON2_P", default_value_t = 1)]
+    argon2_p: u32,
+    /// Most commands committed per write transaction (1 = one fsync per write).
+    #[arg(long, env = "COGNATE_MAX_BATCH", default_value_t = 512)]
+    max_batch: usize,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve(args)),
+        Cmd::Rebuild { data_dir } => rebuild(&data_dir),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("COGNATE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("cognate.redb")
+}
+
+fn rebuild(data_dir: &Path) -> Result<()> {
+    let path = db_path(data_dir);
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    let out = cognate_store::rebuild(&path).context("rebuild")?;
+    println!("events {}", out.events);
+    println!("digest-live {}", out.live_digest);
+    println!("digest-rebuilt {}", out.rebuilt_digest);
+    if out.live_digest != out.rebuilt_digest {
+        eprintln!(
+            "rebuild: the kept projections differed from the log; they were replaced by the rebuilt ones"
+        );
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Writes a file readable only by the owner.
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn master_key(data_dir: &Path) -> Result<Keyring> {
+    let hex_key = match std::env::var("COGNATE_MASTER_KEY") {
+        Ok(k) => k,
+        Err(_) => {
+            let path = data_dir.join("master.key");
+            if !path.exists() {
+                write_private(&path, &hex::encode(Keyring::generate_master_key()))?;
+                tracing::info!(path = %path.display(), "generated a master key; keep it safe, it encrypts signing keys and client secrets");
+            }
+            std::fs::read_to_string(&path)?.trim().to_owned()
+        }
+    };
+    let bytes =
+        hex::decode(hex_key.trim()).context("COGNATE_MASTER_KEY must be 64 hex characters")?;
+    Keyring::from_master_key(&bytes).map_err(|e| anyhow::anyhow!("master key: {e}"))
+}
+
+fn parse_pairs(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut it = l
+                .split(|c: char| c.is_whitespace() || c == ':' || c == '=')
+                .filter(|s| !s.is_empty());
+            Some((it.next()?.to_owned(), it.next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// Admin credentials from the environment, a file, or (first start) generated ones.
+fn admin_credentials(args: &Serve) -> Result<(HashMap<String, String>, String)> {
+    let mut creds = HashMap::new();
+    let mut source = String::new();
+    if let (Ok(id), Ok(secret)) = (
+        std::env::var("COGNATE_ADMIN_ACCESS_KEY_ID"),
+        std::env::var("COGNATE_ADMIN_SECRET_ACCESS_KEY"),
+    ) {
+        creds.insert(id, secret);
+        source = "COGNATE_ADMIN_ACCESS_KEY_ID / COGNATE_ADMIN_SECRET_ACCESS_KEY".into();
+    }
+    if let Some(file) = &args.admin_credentials_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        creds.extend(parse_pairs(&text));
+        source = format!("{} ({source})", file.display());
+    }
+    if creds.is_empty() {
+        let path = args.data_dir.join("admin-credentials");
+        if !path.exists() {
+            let id = format!(
+                "AKIA{}",
+                cognate_crypto::random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+            );
+            let secret = cognate_crypto::random_string(
+                40,
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            );
+            write_private(
+                &path,
+                &format!(
+                    "# cognate admin credentials: ACCESS_KEY_ID SECRET_ACCESS_KEY\n{id} {secret}\n"
+                ),
+            )?;
+        }
+        creds = parse_pairs(&std::fs::read_to_string(&path)?);
+        source = path.display().to_string();
+    }
+    if creds.is_empty() {
+        bail!("no admin credentials configured");
+    }
+    Ok((creds, source))
+}
+
+async fn serve(args: Serve) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let keyring = master_key(&args.data_dir)?;
+    let (creds, cred_source) = admin_credentials(&args)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let mut config = Config::new(&args.region, &public_url);
+    config.admin_credentials = creds;
+    config.cors_origins = args.cors_origins.clone();
+    config.hash_policy = HashPolicy {
+        m_kib: args.argon2_m_kib,
+        t: args.argon2_t,
+        p: args.argon2_p,
+        ..HashPolicy::default()
+    };
+    if args.nats_url.is_some() {
+        tracing::warn!(
+            "--nats-url is set, but this build delivers messages to the log only; triggers are off"
+        );
+    }
+    let store = Store::open(
+        &db_path(&args.data_dir),
+        WriterConfig {
+            max_batch: args.max_batch.max(1),
+            ..WriterConfig::default()
+        },
+    )
+    .context("opening the database")?;
+    let state = AppState::new(config.clone(), store, keyring, Arc::new(StdoutSink))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let app = cognate_server::router(state.clone());
+    tracing::info!(endpoint = %public_url, region = %config.region, data_dir = %args.data_dir.display(), admin_credentials = %cred_source, "cognate started");
+    println!("cognate listening on http://{addr}");
+    println!("cognate admin credentials: {cred_source}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped accepting requests; in-flight requests drained");
+    state.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,145 @@
+//! Prometheus metrics: requests by operation and outcome with latency, the hashing queue,
+//! the log sequence and the writer's batch sizes.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub operation: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpOnly {
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Bucket {
+    pub size: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<OpLabels, Counter>,
+    pub latency: Family<OpOnly, Histogram, fn() -> Histogram>,
+    hash_queue: Gauge,
+    hash_in_flight: Gauge,
+    log_seq: Gauge,
+    batches: Family<Bucket, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<OpLabels, Counter>::default();
+        let latency =
+            Family::<OpOnly, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let hash_queue = Gauge::default();
+        let hash_in_flight = Gauge::default();
+        let log_seq = Gauge::default();
+        let batches = Family::<Bucket, Gauge>::default();
+        registry.register(
+            "cognate_requests",
+            "API requests by operation and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "cognate_request_duration_seconds",
+            "API request latency",
+            latency.clone(),
+        );
+        registry.register(
+            "cognate_password_hash_queue_depth",
+            "Requests waiting for a hashing thread",
+            hash_queue.clone(),
+        );
+        registry.register(
+            "cognate_password_hash_in_flight",
+            "Password hashes being computed",
+            hash_in_flight.clone(),
+        );
+        registry.register(
+            "cognate_log_sequence",
+            "Sequence number of the last logged event",
+            log_seq.clone(),
+        );
+        registry.register(
+            "cognate_write_batches",
+            "Committed write batches by number of commands",
+            batches.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            hash_queue,
+            hash_in_flight,
+            log_seq,
+            batches,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe(&self, operation: &str, outcome: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&OpLabels {
+                operation: operation.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&OpOnly {
+                operation: operation.to_owned(),
+            })
+            .observe(seconds);
+    }
+}
+
+const BUCKETS: [&str; 7] = ["1", "2-3", "4-7", "8-15", "16-31", "32-63", "64+"];
+
+pub async fn scrape(State(s): State<AppState>) -> impl IntoResponse {
+    let m = s.metrics();
+    m.hash_queue.set(s.hasher().queue_depth() as i64);
+    m.hash_in_flight.set(s.hasher().in_flight() as i64);
+    let stats = s.store().stats();
+    m.log_seq.set(stats.last_seq.load(Ordering::Relaxed) as i64);
+    for (i, name) in BUCKETS.iter().enumerate() {
+        m.batches
+            .get_or_create(&Bucket {
+                size: (*name).to_owned(),
+            })
+            .set(stats.batch_sizes[i].load(Ordering::Relaxed) as i64);
+    }
+    let mut out = String::new();
+    if encode(&mut out, &m.registry).is_err() {
+        return (http::StatusCode::INTERNAL_SERVER_ERROR, String::new()).into_response();
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

@@ -1,0 +1,323 @@
+//! Tokens: RS256 ID and access tokens with Cognito's claims, opaque refresh tokens stored
+//! only as keyed hashes, sessions that tie them together by `origin_jti`, and the
+//! verification of access tokens (signature, expiry, revocation, user and client alive).
+
+use serde_json::{Map, Value, json};
+
+use cognate_domain::command::{DecideError, live_session};
+use cognate_domain::schema::{self, DataType};
+use cognate_domain::{Client, Command, ErrorKind, Millis, Pool, Session, User, View};
+use cognate_proto as p;
+
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+use crate::util::{new_sub, now_ms};
+
+pub fn new_refresh_token() -> String {
+    cognate_crypto::base64url(&cognate_crypto::random_bytes(48))
+}
+
+fn claim_value(pool: &Pool, name: &str, value: &str) -> Value {
+    match schema::find(&pool.schema, name).map(|d| d.data_type) {
+        Some(DataType::Boolean) => Value::Bool(value == "true"),
+        Some(DataType::Number) if !name.starts_with("custom:") => value
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(value)),
+        _ => Value::from(value),
+    }
+}
+
+/// Attributes the client may read (all, when it names none).
+pub fn readable(client: &Client, name: &str) -> bool {
+    match &client.read_attributes {
+        None => true,
+        Some(list) => name == "sub" || list.iter().any(|a| a == name),
+    }
+}
+
+/// Signs a fresh ID and access token for a session.
+pub async fn sign_pair(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    user: &User,
+    origin_jti: &str,
+    auth_time: Millis,
+) -> Result<(String, String)> {
+    let keys = s.signing_keys(pool)?;
+    let now = now_ms() / 1000;
+    let iss = s.config().issuer(&pool.id);
+    let event_id = new_sub();
+    let access = json!({
+        "sub": user.sub,
+        "iss": iss,
+        "client_id": client.id,
+        "origin_jti": origin_jti,
+        "event_id": event_id,
+        "token_use": "access",
+        "scope": "aws.cognito.signin.user.admin",
+        "auth_time": auth_time / 1000,
+        "exp": now + client.access_seconds(),
+        "iat": now,
+        "jti": new_sub(),
+        "username": user.username,
+    });
+    let mut id = Map::new();
+    id.insert("sub".into(), Value::from(user.sub.clone()));
+    for (k, v) in &user.attributes {
+        if k != "sub" && readable(client, k) && !k.starts_with("dev:") {
+            id.insert(k.clone(), claim_value(pool, k, v));
+        }
+    }
+    for (k, v) in [
+        ("iss", Value::from(iss)),
+        ("cognito:username", Value::from(user.username.clone())),
+        ("origin_jti", Value::from(origin_jti)),
+        ("aud", Value::from(client.id.clone())),
+        ("event_id", Value::from(event_id)),
+        ("token_use", Value::from("id")),
+        ("auth_time", Value::from(auth_time / 1000)),
+        ("exp", Value::from(now + client.id_seconds())),
+        ("iat", Value::from(now)),
+        ("jti", Value::from(new_sub())),
+    ] {
+        id.insert(k.into(), v);
+    }
+    let id = Value::Object(id);
+    let key = keys
+        .first()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("sign", "pool has no signing key"))?;
+    tokio::task::spawn_blocking(
+        move || -> Result<(String, String), cognate_crypto::JwtError> {
+            Ok((key.sign(&access)?, key.sign(&id)?))
+        },
+    )
+    .await
+    .map_err(|e| ApiError::internal("sign", e))?
+    .map_err(|e| ApiError::internal("sign", e))
+}
+
+/// Records a new session for a signed-in user and returns its tokens.
+pub async fn start_session(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    key: &str,
+    user: &User,
+    flow: &str,
+) -> Result<p::AuthenticationResultType> {
+    let now = now_ms();
+    let refresh = new_refresh_token();
+    let session = Session {
+        origin_jti: new_sub(),
+        pool_id: pool.id.clone(),
+        username_key: key.to_owned(),
+        sub: user.sub.clone(),
+        client_id: client.id.clone(),
+        refresh_hash: s.keyring().token_hash(&refresh),
+        previous_hash: None,
+        previous_until: 0,
+        auth_time: now,
+        created_at: now,
+        expires_at: now + client.refresh_seconds() * 1000,
+        generation: user.generation,
+        revoked: false,
+    };
+    let jti = session.origin_jti.clone();
+    s.store()
+        .run(
+            Command::SignIn {
+                pool_id: pool.id.clone(),
+                username_key: key.to_owned(),
+                session,
+                flow: flow.to_owned(),
+            },
+            now,
+        )
+        .await?;
+    let (access, id) = sign_pair(s, pool, client, user, &jti, now).await?;
+    Ok(p::AuthenticationResultType {
+        access_token: Some(p::Sensitive(access)),
+        expires_in: Some(client.access_seconds()),
+        token_type: Some("Bearer".into()),
+        refresh_token: Some(p::Sensitive(refresh)),
+        id_token: Some(p::Sensitive(id)),
+        new_device_metadata: None,
+    })
+}
+
+fn domain_err(e: DecideError<cognate_store::Error>) -> ApiError {
+    match e {
+        DecideError::Domain(d) => d.into(),
+        DecideError::Store(e) => e.into(),
+    }
+}
+
+/// What a valid access token stands for.
+pub struct Authorized {
+    pub pool: Pool,
+    pub client: Client,
+    pub user: User,
+    pub username_key: String,
+}
+
+fn issuer_pool(s: &AppState, token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let iss = claims.get("iss")?.as_str()?;
+    let prefix = format!("{}/", s.config().public_url);
+    iss.strip_prefix(&prefix).map(str::to_owned)
+}
+
+/// Verifies an access token: signature by the pool's key, `token_use`, expiry, and that
+/// its session is alive (not revoked or signed out, user and client still there).
+pub async fn authorize(s: &AppState, token: &str) -> Result<Authorized> {
+    let invalid = || ApiError::not_authorized("Invalid Access Token");
+    if token.len() > cognate_crypto::jwt::MAX_TOKEN_LEN {
+        return Err(invalid());
+    }
+    let pool_id = issuer_pool(s, token).ok_or_else(invalid)?;
+    let pool = crate::pools::load_pool(s, &pool_id)
+        .await
+        .map_err(|_| invalid())?;
+    let keys = s.signing_keys(&pool)?;
+    let claims = cognate_crypto::jwt::verify(token, &keys).map_err(|_| invalid())?;
+    if claims.get("token_use").and_then(Value::as_str) != Some("access") {
+        return Err(invalid());
+    }
+    let now = now_ms();
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|exp| exp * 1000 <= now)
+    {
+        return Err(ApiError::not_authorized("Access Token has expired"));
+    }
+    let jti = claims
+        .get("origin_jti")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?
+        .to_owned();
+    let found = s
+        .store()
+        .read(move |r| {
+            let session = match live_session(r, &jti, now) {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e)),
+            };
+            let user = r.user(&session.pool_id, &session.username_key)?;
+            let client = r.client(&session.client_id)?;
+            Ok(Ok((session, user, client)))
+        })
+        .await?;
+    let (session, user, client) = match found {
+        Ok(x) => x,
+        Err(DecideError::Domain(d)) if d.kind == ErrorKind::NotAuthorized => {
+            let msg = if d.message.contains("revoked") || d.message.contains("Invalid Refresh") {
+                "Access Token has been revoked"
+            } else {
+                "User is disabled."
+            };
+            return Err(ApiError::not_authorized(msg));
+        }
+        Err(e) => return Err(domain_err(e)),
+    };
+    let (user, client) = match (user, client) {
+        (Some(u), Some(c)) => (u, c),
+        _ => return Err(ApiError::not_authorized("Access Token has been revoked")),
+    };
+    if claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
+        return Err(invalid());
+    }
+    Ok(Authorized {
+        username_key: session.username_key,
+        pool,
+        client,
+        user,
+    })
+}
+
+/// Exchanges a refresh token for new tokens; `rotate` issues a new refresh token too.
+pub async fn refresh(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    token: &str,
+    secret_hash: Option<&str>,
+    check_secret: bool,
+    rotate: bool,
+) -> Result<p::AuthenticationResultType> {
+    let invalid = || ApiError::not_authorized("Invalid Refresh Token");
+    let hash = s.keyring().token_hash(token);
+    let now = now_ms();
+    let h = hash.clone();
+    let found = s
+        .store()
+        .read(move |r| {
+            let Some(jti) = r.session_by_refresh(&h)? else {
+                return Ok(None);
+            };
+            Ok(Some((live_session(r, &jti, now), jti)))
+        })
+        .await?;
+    let (session, _) = found.ok_or_else(invalid)?;
+    let session = session.map_err(domain_err)?;
+    if session.client_id != client.id || session.pool_id != pool.id {
+        return Err(invalid());
+    }
+    let key = session.username_key.clone();
+    let pid = pool.id.clone();
+    let user = s
+        .store()
+        .read(move |r| r.user(&pid, &key))
+        .await?
+        .ok_or_else(invalid)?;
+    if check_secret {
+        crate::users::check_secret_hash(s, client, &[&user.username, &user.sub], secret_hash)?;
+    }
+    let new_token = rotate.then(new_refresh_token);
+    let cmd = Command::Refresh {
+        origin_jti: session.origin_jti.clone(),
+        presented_hash: hash,
+        new_refresh_hash: new_token.as_ref().map(|t| s.keyring().token_hash(t)),
+        grace_until: now + client.retry_grace_period_seconds * 1000,
+    };
+    let events = s.store().run(cmd, now).await?;
+    // A retry inside the grace period gets no new refresh token; the old one stays valid.
+    let rotated = events.iter().any(|e| {
+        matches!(
+            &e.event,
+            cognate_domain::Event::SessionRefreshed {
+                new_refresh_hash: Some(_),
+                ..
+            }
+        )
+    });
+    let (access, id) = sign_pair(
+        s,
+        pool,
+        client,
+        &user,
+        &session.origin_jti,
+        session.auth_time,
+    )
+    .await?;
+    Ok(p::AuthenticationResultType {
+        access_token: Some(p::Sensitive(access)),
+        expires_in: Some(client.access_seconds()),
+        token_type: Some("Bearer".into()),
+        refresh_token: if rotated {
+            new_token.map(p::Sensitive)
+        } else {
+            None
+        },
+        id_token: Some(p::Sensitive(id)),
+        new_device_metadata: None,
+    })
+}

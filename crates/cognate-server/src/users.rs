@@ -1,0 +1,516 @@
+//! Sign-up and the user operations of the core: confirmation codes, administrator
+//! confirmation, user lookup, administrator password setting and deletion.
+
+use std::collections::BTreeMap;
+
+use cognate_domain::schema;
+use cognate_domain::{
+    Client, CodePurpose, Command, ErrorKind, Millis, PendingCode, Pool, User, UserStatus, View,
+};
+use cognate_proto as p;
+use cognate_store::Reader;
+
+use crate::error::{ApiError, Result};
+use crate::messages::{Message, render};
+use crate::pools::load_pool;
+use crate::state::AppState;
+use crate::util::{epoch, get_setting, mask_email, mask_phone, new_sub, now_ms};
+
+pub const SIGN_UP_CODE_TTL_MS: Millis = 24 * 3600 * 1000;
+
+/// Finds a user by what a caller typed: username, an active alias or username attribute,
+/// or the sub.
+pub fn resolve(
+    r: &Reader,
+    pool: &Pool,
+    input: &str,
+) -> cognate_store::Result<Option<(String, User)>> {
+    let key = pool.fold(input);
+    if let Some(u) = r.user(&pool.id, &key)? {
+        return Ok(Some((key, u)));
+    }
+    for attr in pool
+        .username_attributes
+        .iter()
+        .chain(&pool.alias_attributes)
+    {
+        if let Some(owner) = r.alias_owner(&pool.id, attr, &key)? {
+            if let Some(u) = r.user(&pool.id, &owner)? {
+                return Ok(Some((owner, u)));
+            }
+        }
+    }
+    if let Some(u) = r.user_by_sub(&pool.id, input)? {
+        return Ok(Some((pool.fold(&u.username), u)));
+    }
+    Ok(None)
+}
+
+pub async fn find_user(s: &AppState, pool: &Pool, input: &str) -> Result<Option<(String, User)>> {
+    let (pool, input) = (pool.clone(), input.to_owned());
+    Ok(s.store().read(move |r| resolve(r, &pool, &input)).await?)
+}
+
+/// The client named by an unauthenticated request, with its pool.
+pub async fn client_and_pool(s: &AppState, client_id: &str) -> Result<(Client, Pool)> {
+    let id = client_id.to_owned();
+    let found = s
+        .store()
+        .read(move |r| {
+            let Some(c) = r.client(&id)? else {
+                return Ok(None);
+            };
+            let pool = r.pool(&c.pool_id)?;
+            Ok(pool.map(|p| (c, p)))
+        })
+        .await?;
+    found.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("User pool client {client_id} does not exist."),
+        )
+    })
+}
+
+/// SECRET_HASH is required and checked when the client has a secret.
+pub fn check_secret_hash(
+    s: &AppState,
+    client: &Client,
+    usernames: &[&str],
+    given: Option<&str>,
+) -> Result<()> {
+    let Some(sealed) = &client.secret_sealed else {
+        return Ok(());
+    };
+    let Some(given) = given else {
+        return Err(ApiError::not_authorized(format!(
+            "Client {} is configured with secret but SECRET_HASH was not received",
+            client.id
+        )));
+    };
+    let secret = s
+        .keyring()
+        .open(sealed)
+        .map_err(|e| ApiError::internal("open client secret", e))?;
+    let secret = String::from_utf8_lossy(&secret);
+    let ok = usernames.iter().any(|u| {
+        let expected = cognate_crypto::secret_hash(&secret, u, &client.id);
+        cognate_crypto::constant_time_eq(expected.as_bytes(), given.as_bytes())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::not_authorized(format!(
+            "Unable to verify secret hash for client {}",
+            client.id
+        )))
+    }
+}
+
+pub fn attributes_map(list: &Option<Vec<p::AttributeType>>) -> Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for a in list.iter().flatten() {
+        if m.insert(a.name.clone(), a.value.clone().unwrap_or_default())
+            .is_some()
+        {
+            return Err(ApiError::invalid(format!(
+                "Duplicate attribute {} in the request.",
+                a.name
+            )));
+        }
+    }
+    Ok(m)
+}
+
+pub fn attributes_list(u: &User) -> Vec<p::AttributeType> {
+    u.attributes
+        .iter()
+        .map(|(k, v)| p::AttributeType {
+            name: k.clone(),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
+/// Where a verification code goes, as Cognito chooses: email if it is auto-verified and
+/// present, else the phone number.
+pub fn delivery_target(pool: &Pool, user: &User) -> Option<(&'static str, String)> {
+    let has = |a: &str| pool.auto_verified_attributes.iter().any(|x| x == a);
+    if has("email") {
+        if let Some(e) = user.attributes.get("email").filter(|v| !v.is_empty()) {
+            return Some(("email", e.clone()));
+        }
+    }
+    if has("phone_number") {
+        if let Some(ph) = user
+            .attributes
+            .get("phone_number")
+            .filter(|v| !v.is_empty())
+        {
+            return Some(("phone_number", ph.clone()));
+        }
+    }
+    None
+}
+
+pub fn delivery_details(attr: &str, destination: &str) -> p::CodeDeliveryDetailsType {
+    let (medium, masked) = if attr == "email" {
+        (p::DeliveryMediumType::Email, mask_email(destination))
+    } else {
+        (p::DeliveryMediumType::Sms, mask_phone(destination))
+    };
+    p::CodeDeliveryDetailsType {
+        destination: Some(masked),
+        delivery_medium: Some(medium),
+        attribute_name: Some(attr.to_owned()),
+    }
+}
+
+/// A fresh 6-digit code and its stored form.
+pub fn new_code(
+    s: &AppState,
+    purpose: CodePurpose,
+    sub: &str,
+    now: Millis,
+    ttl: Millis,
+) -> (String, PendingCode) {
+    let code = cognate_crypto::random_digits(6);
+    let hash = s.keyring().code_hash(purpose_name(purpose), sub, &code);
+    (
+        code,
+        PendingCode {
+            purpose,
+            hash,
+            expires_at: now + ttl,
+            failed_attempts: 0,
+        },
+    )
+}
+
+pub fn purpose_name(p: CodePurpose) -> &'static str {
+    match p {
+        CodePurpose::SignUp => "signup",
+        CodePurpose::ForgotPassword => "forgot",
+        CodePurpose::VerifyAttribute => "verify",
+    }
+}
+
+/// Sends a verification code with the pool's templates.
+pub fn send_verification(
+    s: &AppState,
+    pool: &Pool,
+    user: &User,
+    attr: &str,
+    destination: &str,
+    code: &str,
+    kind: &str,
+) {
+    let tpl: Option<p::VerificationMessageTemplateType> =
+        get_setting(&pool.settings, "VerificationMessageTemplate");
+    let tpl = tpl.unwrap_or_default();
+    let (channel, subject, body) = if attr == "email" {
+        let body = tpl
+            .email_message
+            .or_else(|| get_setting(&pool.settings, "EmailVerificationMessage"))
+            .unwrap_or_else(|| "Your verification code is {####}. ".to_owned());
+        let subject = tpl
+            .email_subject
+            .or_else(|| get_setting(&pool.settings, "EmailVerificationSubject"))
+            .unwrap_or_else(|| "Your verification code".to_owned());
+        ("email", Some(subject), body)
+    } else {
+        let body = tpl
+            .sms_message
+            .or_else(|| get_setting(&pool.settings, "SmsVerificationMessage"))
+            .unwrap_or_else(|| "Your verification code is {####}. ".to_owned());
+        ("sms", None, body)
+    };
+    s.sink().send(&Message {
+        message_id: new_sub(),
+        pool_id: pool.id.clone(),
+        username: user.username.clone(),
+        channel: channel.to_owned(),
+        destination: destination.to_owned(),
+        subject,
+        body: render(&body, code, &user.username),
+        kind: kind.to_owned(),
+    });
+}
+
+pub fn check_write_attributes(client: &Client, attrs: &BTreeMap<String, String>) -> Result<()> {
+    if let Some(allowed) = &client.write_attributes {
+        for name in attrs.keys() {
+            if !allowed.iter().any(|a| a == name) {
+                return Err(ApiError::not_authorized(format!(
+                    "A client attempted to write unauthorized attribute {name}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpResponse> {
+    let (client, pool) = client_and_pool(&s, &r.client_id).await?;
+    check_secret_hash(
+        &s,
+        &client,
+        &[&r.username],
+        r.secret_hash.as_ref().map(|x| x.as_str()),
+    )?;
+    let password = r
+        .password
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid("Password is required to sign up."))?;
+    let mut attributes = attributes_map(&r.user_attributes)?;
+    check_write_attributes(&client, &attributes)?;
+    let sub = new_sub();
+    let username = if pool.uses_username_attributes() {
+        let as_email = pool.username_attributes.iter().any(|a| a == "email")
+            && schema::valid_email(&r.username);
+        let as_phone = pool.username_attributes.iter().any(|a| a == "phone_number")
+            && schema::valid_phone(&r.username);
+        let attr = match (as_email, as_phone) {
+            (true, _) => "email",
+            (_, true) => "phone_number",
+            _ => {
+                let what = pool.username_attributes.join(" or ");
+                return Err(ApiError::invalid(format!(
+                    "Username should be {what} (the pool signs users in with it)."
+                )));
+            }
+        };
+        if let Some(v) = attributes.get(attr) {
+            if v != &r.username {
+                return Err(ApiError::invalid(format!(
+                    "The {attr} attribute must equal the username."
+                )));
+            }
+        }
+        attributes.insert(attr.to_owned(), r.username.clone());
+        sub.clone()
+    } else {
+        if pool.alias_attributes.iter().any(|a| a == "email") && schema::valid_email(&r.username) {
+            return Err(ApiError::invalid(
+                "Username cannot be of email format, since user pool is configured for email alias.",
+            ));
+        }
+        if pool.alias_attributes.iter().any(|a| a == "phone_number")
+            && schema::valid_phone(&r.username)
+        {
+            return Err(ApiError::invalid(
+                "Username cannot be of phone number format, since user pool is configured for phone_number alias.",
+            ));
+        }
+        r.username.clone()
+    };
+    schema::check_attributes(&pool.schema, &attributes, true, false)?;
+    for flag in ["email_verified", "phone_number_verified"] {
+        attributes.remove(flag);
+    }
+    pool.password_policy.check(password.as_str())?;
+    let hash = s.hasher().hash(password.expose().clone()).await?;
+    let now = now_ms();
+    attributes.insert("sub".into(), sub.clone());
+    let mut user = User {
+        username,
+        sub: sub.clone(),
+        attributes,
+        status: UserStatus::Unconfirmed,
+        enabled: true,
+        password_hash: Some(hash),
+        created_at: now,
+        updated_at: now,
+        code: None,
+        generation: 0,
+    };
+    let target = delivery_target(&pool, &user);
+    let mut code = None;
+    if target.is_some() {
+        let (plain, pending) = new_code(&s, CodePurpose::SignUp, &sub, now, SIGN_UP_CODE_TTL_MS);
+        user.code = Some(pending);
+        code = Some(plain);
+    }
+    s.store()
+        .run(
+            Command::SignUp {
+                pool_id: pool.id.clone(),
+                client_id: Some(client.id.clone()),
+                user: user.clone(),
+            },
+            now,
+        )
+        .await?;
+    tracing::Span::current().record("sub", sub.as_str());
+    let details = match (&target, &code) {
+        (Some((attr, dest)), Some(code)) => {
+            send_verification(&s, &pool, &user, attr, dest, code, "SignUp");
+            Some(delivery_details(attr, dest))
+        }
+        _ => None,
+    };
+    Ok(p::SignUpResponse {
+        user_confirmed: false,
+        user_sub: sub,
+        code_delivery_details: details,
+        session: None,
+    })
+}
+
+pub async fn confirm_sign_up(
+    s: AppState,
+    r: p::ConfirmSignUpRequest,
+) -> Result<p::ConfirmSignUpResponse> {
+    let (client, pool) = client_and_pool(&s, &r.client_id).await?;
+    check_secret_hash(
+        &s,
+        &client,
+        &[&r.username],
+        r.secret_hash.as_ref().map(|x| x.as_str()),
+    )?;
+    let Some((key, user)) = find_user(&s, &pool, &r.username).await? else {
+        if client.prevent_user_existence_errors {
+            return Err(ApiError::new(
+                ErrorKind::CodeMismatch,
+                "Invalid verification code provided, please try again.",
+            ));
+        }
+        return Err(ApiError::new(
+            ErrorKind::UserNotFound,
+            "Username/client id combination not found.",
+        ));
+    };
+    let code_hash = s.keyring().code_hash(
+        purpose_name(CodePurpose::SignUp),
+        &user.sub,
+        r.confirmation_code.as_str(),
+    );
+    let cmd = Command::ConfirmSignUp {
+        pool_id: pool.id.clone(),
+        username_key: key,
+        code_hash,
+        force_alias: r.force_alias_creation.unwrap_or(false),
+    };
+    s.store().execute(cmd, now_ms()).await?.into_result()?;
+    Ok(p::ConfirmSignUpResponse { session: None })
+}
+
+pub async fn resend_confirmation_code(
+    s: AppState,
+    r: p::ResendConfirmationCodeRequest,
+) -> Result<p::ResendConfirmationCodeResponse> {
+    let (client, pool) = client_and_pool(&s, &r.client_id).await?;
+    check_secret_hash(
+        &s,
+        &client,
+        &[&r.username],
+        r.secret_hash.as_ref().map(|x| x.as_str()),
+    )?;
+    let Some((key, user)) = find_user(&s, &pool, &r.username).await? else {
+        return Err(ApiError::new(
+            ErrorKind::UserNotFound,
+            "Username/client id combination not found.",
+        ));
+    };
+    if user.status != UserStatus::Unconfirmed {
+        return Err(ApiError::invalid("User is already confirmed."));
+    }
+    let (attr, dest) = delivery_target(&pool, &user).ok_or_else(|| {
+        ApiError::invalid("Auto verification not turned on for the user's email or phone number.")
+    })?;
+    let now = now_ms();
+    let (plain, pending) = new_code(&s, CodePurpose::SignUp, &user.sub, now, SIGN_UP_CODE_TTL_MS);
+    s.store()
+        .run(
+            Command::SendCode {
+                pool_id: pool.id.clone(),
+                username_key: key,
+                code: pending,
+            },
+            now,
+        )
+        .await?;
+    send_verification(&s, &pool, &user, attr, &dest, &plain, "ResendCode");
+    Ok(p::ResendConfirmationCodeResponse {
+        code_delivery_details: Some(delivery_details(attr, &dest)),
+    })
+}
+
+/// The user of an admin request, or UserNotFoundException.
+pub async fn admin_user(
+    s: &AppState,
+    pool_id: &str,
+    username: &str,
+) -> Result<(Pool, String, User)> {
+    let pool = load_pool(s, pool_id).await?;
+    let (key, user) = find_user(s, &pool, username)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorKind::UserNotFound, "User does not exist."))?;
+    Ok((pool, key, user))
+}
+
+pub async fn admin_confirm_sign_up(
+    s: AppState,
+    r: p::AdminConfirmSignUpRequest,
+) -> Result<p::AdminConfirmSignUpResponse> {
+    let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
+    s.store()
+        .run(
+            Command::AdminConfirmSignUp {
+                pool_id: pool.id,
+                username_key: key,
+            },
+            now_ms(),
+        )
+        .await?;
+    Ok(p::AdminConfirmSignUpResponse {})
+}
+
+pub async fn admin_get_user(
+    s: AppState,
+    r: p::AdminGetUserRequest,
+) -> Result<p::AdminGetUserResponse> {
+    let (_, _, u) = admin_user(&s, &r.user_pool_id, &r.username).await?;
+    Ok(p::AdminGetUserResponse {
+        username: u.username.clone(),
+        user_attributes: Some(attributes_list(&u)),
+        user_create_date: Some(epoch(u.created_at)),
+        user_last_modified_date: Some(epoch(u.updated_at)),
+        enabled: Some(u.enabled),
+        user_status: serde_json::from_value(serde_json::Value::from(u.status.name())).ok(),
+        mfa_options: None,
+        preferred_mfa_setting: None,
+        user_mfa_setting_list: None,
+    })
+}
+
+pub async fn admin_set_user_password(
+    s: AppState,
+    r: p::AdminSetUserPasswordRequest,
+) -> Result<p::AdminSetUserPasswordResponse> {
+    let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
+    pool.password_policy.check(r.password.as_str())?;
+    let hash = s.hasher().hash(r.password.expose().clone()).await?;
+    let cmd = Command::SetPassword {
+        pool_id: pool.id,
+        username_key: key,
+        password_hash: hash,
+        permanent: r.permanent.unwrap_or(false),
+    };
+    s.store().run(cmd, now_ms()).await?;
+    Ok(p::AdminSetUserPasswordResponse {})
+}
+
+pub async fn admin_delete_user(s: AppState, r: p::AdminDeleteUserRequest) -> Result<p::Empty> {
+    let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
+    s.store()
+        .run(
+            Command::DeleteUser {
+                pool_id: pool.id,
+                username_key: key,
+            },
+            now_ms(),
+        )
+        .await?;
+    Ok(p::Empty {})
+}

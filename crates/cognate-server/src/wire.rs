@@ -1,0 +1,232 @@
+//! The AWS JSON 1.1 endpoint: reads `X-Amz-Target`, bounds and decodes the body, checks
+//! SigV4 for operations that need it, validates the request against the model's
+//! constraints, dispatches to the handler and encodes the answer. Every refusal on the way
+//! is a Cognito-style 4xx that changed nothing.
+
+use std::future::Future;
+use std::time::Instant;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use cognate_domain::ErrorKind;
+use cognate_proto::{Operation, TARGET_PREFIX, Validate};
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+use crate::{auth, clients, pools, users};
+
+pub async fn api(
+    State(s): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let request_id = crate::util::new_sub();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let op_name = target
+        .strip_prefix(TARGET_PREFIX)
+        .unwrap_or("unknown")
+        .to_owned();
+    let span = tracing::info_span!("request", op = %op_name, request_id = %request_id, pool = tracing::field::Empty, client = tracing::field::Empty, sub = tracing::field::Empty);
+    let result = handle(&s, &method, &uri, &headers, body, &target)
+        .instrument(span.clone())
+        .await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.kind.name(),
+    };
+    let known = Operation::from_name(&op_name)
+        .map(|o| o.name())
+        .unwrap_or("unknown");
+    s.metrics()
+        .observe(known, outcome, started.elapsed().as_secs_f64());
+    let mut resp = match result {
+        Ok(bytes) => {
+            let mut r = Response::new(Body::from(bytes));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(cognate_proto::CONTENT_TYPE),
+            );
+            r
+        }
+        Err(e) => {
+            span.in_scope(|| {
+                if e.kind == ErrorKind::InternalError {
+                    tracing::error!(error = e.kind.name(), "request failed");
+                } else {
+                    tracing::info!(error = e.kind.name(), message = %e.message, "request refused");
+                }
+            });
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn handle(
+    s: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    target: &str,
+) -> Result<Vec<u8>> {
+    let op = target
+        .strip_prefix(TARGET_PREFIX)
+        .and_then(Operation::from_name)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::UnknownOperation,
+                format!(
+                    "Unknown operation: X-Amz-Target {target:?} is not an operation of {}",
+                    TARGET_PREFIX.trim_end_matches('.')
+                ),
+            )
+        })?;
+    let limit = s.config().max_body;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::RequestEntityTooLarge,
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+    })?;
+    if !op.is_unauthenticated() {
+        check_signature(s, method, uri, headers, &bytes)?;
+    }
+    let value: Value = if bytes.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                ErrorKind::Serialization,
+                format!("Request body is not valid JSON: {e}"),
+            )
+        })?
+    };
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorKind::Serialization,
+            "Request body must be a JSON object.",
+        ));
+    }
+    let span = tracing::Span::current();
+    if let Some(p) = value.get("UserPoolId").and_then(Value::as_str) {
+        span.record("pool", p);
+    }
+    if let Some(c) = value.get("ClientId").and_then(Value::as_str) {
+        span.record("client", c);
+    }
+    dispatch(s.clone(), op, value).await
+}
+
+fn check_signature(
+    s: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<()> {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let req = cognate_crypto::sigv4::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &pairs,
+        body,
+    };
+    let now = crate::util::now_ms() / 1000;
+    let creds = &s.config().admin_credentials;
+    cognate_crypto::sigv4::verify(&req, now, &s.config().region, "cognito-idp", |ak| {
+        creds.get(ak).cloned()
+    })
+    .map(|_| ())
+    .map_err(|e| {
+        use cognate_crypto::SigV4Error as E;
+        let kind = match e {
+            E::Missing => ErrorKind::MissingAuthenticationToken,
+            E::Malformed(_) => ErrorKind::IncompleteSignature,
+            E::UnknownKey => ErrorKind::UnrecognizedClient,
+            E::WrongScope(_) | E::Skewed | E::Mismatch => ErrorKind::InvalidSignature,
+        };
+        ApiError::new(kind, e.message())
+    })
+}
+
+/// Decodes the typed request, checks the model's constraints and runs the handler.
+async fn call<Req, Resp, F, Fut>(s: AppState, value: Value, f: F) -> Result<Vec<u8>>
+where
+    Req: DeserializeOwned + Validate,
+    Resp: Serialize,
+    F: FnOnce(AppState, Req) -> Fut,
+    Fut: Future<Output = Result<Resp>>,
+{
+    let req: Req = serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))?;
+    if let Some(msg) = req.validate() {
+        return Err(ApiError::invalid(msg));
+    }
+    let resp = f(s, req).await?;
+    serde_json::to_vec(&resp).map_err(|e| ApiError::internal("encode response", e))
+}
+
+async fn dispatch(s: AppState, op: Operation, value: Value) -> Result<Vec<u8>> {
+    use Operation as O;
+    match op {
+        O::CreateUserPool => call(s, value, pools::create).await,
+        O::DescribeUserPool => call(s, value, pools::describe).await,
+        O::UpdateUserPool => {
+            pools::refuse_immutable_fields(&value)?;
+            call(s, value, pools::update).await
+        }
+        O::DeleteUserPool => call(s, value, pools::delete).await,
+        O::ListUserPools => call(s, value, pools::list).await,
+        O::AddCustomAttributes => call(s, value, pools::add_custom_attributes).await,
+        O::CreateUserPoolClient => call(s, value, clients::create).await,
+        O::DescribeUserPoolClient => call(s, value, clients::describe).await,
+        O::UpdateUserPoolClient => call(s, value, clients::update).await,
+        O::DeleteUserPoolClient => call(s, value, clients::delete).await,
+        O::ListUserPoolClients => call(s, value, clients::list).await,
+        O::SignUp => call(s, value, users::sign_up).await,
+        O::ConfirmSignUp => call(s, value, users::confirm_sign_up).await,
+        O::ResendConfirmationCode => call(s, value, users::resend_confirmation_code).await,
+        O::AdminConfirmSignUp => call(s, value, users::admin_confirm_sign_up).await,
+        O::AdminGetUser => call(s, value, users::admin_get_user).await,
+        O::AdminSetUserPassword => call(s, value, users::admin_set_user_password).await,
+        O::AdminDeleteUser => call(s, value, users::admin_delete_user).await,
+        O::InitiateAuth => call(s, value, auth::initiate_auth).await,
+        O::AdminInitiateAuth => call(s, value, auth::admin_initiate_auth).await,
+        O::GetUser => call(s, value, auth::get_user).await,
+        O::GlobalSignOut => call(s, value, auth::global_sign_out).await,
+        O::RevokeToken => call(s, value, auth::revoke_token).await,
+        O::GetTokensFromRefreshToken => call(s, value, auth::get_tokens_from_refresh_token).await,
+        other => Err(ApiError::new(
+            ErrorKind::UnsupportedOperation,
+            format!(
+                "{} is not supported by this version of cognate.",
+                other.name()
+            ),
+        )),
+    }
+}
