@@ -102,7 +102,9 @@ impl Store {
         let db = Arc::new(Database::create(path)?);
         tables::ensure(&db)?;
         let stats = Arc::new(Stats::default());
-        stats.last_seq.store(tables::last_seq(&db.begin_read()?)?, Ordering::Relaxed);
+        stats
+            .last_seq
+            .store(tables::last_seq(&db.begin_read()?)?, Ordering::Relaxed);
         let writer = writer::spawn(db.clone(), stats.clone(), config);
         Ok(Self { db, writer, stats })
     }
@@ -174,7 +176,11 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt> {
     let events = tables::replay(&txn)?;
     txn.commit()?;
     let rebuilt_digest = digest_of(&db.begin_read()?)?;
-    Ok(Rebuilt { events, live_digest, rebuilt_digest })
+    Ok(Rebuilt {
+        events,
+        live_digest,
+        rebuilt_digest,
+    })
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! reader over a read transaction, replay and the state digest.
 
 use redb::{
-    ReadOnlyTable, TableHandle, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TableHandle, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -134,13 +134,19 @@ pub fn digest_of(txn: &ReadTransaction) -> Result<String> {
     Ok(hex::encode(ctx.finish().as_ref()))
 }
 
-fn get_json<T: DeserializeOwned>(t: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<T>> {
+fn get_json<T: DeserializeOwned>(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>> {
     match t.get(key)? {
         Some(v) => Ok(Some(dec(v.value())?)),
         None => Ok(None),
     }
 }
-fn get_str(t: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<Option<String>> {
+fn get_str(
+    t: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+) -> Result<Option<String>> {
     Ok(t.get(key)?.map(|v| v.value().to_owned()))
 }
 
@@ -173,7 +179,9 @@ impl View for WriteProjections<'_> {
 
 impl Projections for WriteProjections<'_> {
     fn put_pool(&mut self, pool: &Pool) -> Result<()> {
-        self.txn.open_table(POOLS)?.insert(pool.id.as_str(), enc(pool)?.as_slice())?;
+        self.txn
+            .open_table(POOLS)?
+            .insert(pool.id.as_str(), enc(pool)?.as_slice())?;
         Ok(())
     }
 
@@ -204,14 +212,22 @@ impl Projections for WriteProjections<'_> {
         for u in users {
             self.txn.open_table(SUBS)?.remove(k2(id, &u.sub).as_str())?;
         }
-        self.txn.open_table(USERS)?.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-        self.txn.open_table(SIGN_IN)?.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        self.txn
+            .open_table(USERS)?
+            .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        self.txn
+            .open_table(SIGN_IN)?
+            .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
         Ok(())
     }
 
     fn put_client(&mut self, c: &Client) -> Result<()> {
-        self.txn.open_table(CLIENTS)?.insert(c.id.as_str(), enc(c)?.as_slice())?;
-        self.txn.open_table(POOL_CLIENTS)?.insert(k2(&c.pool_id, &c.id).as_str(), ())?;
+        self.txn
+            .open_table(CLIENTS)?
+            .insert(c.id.as_str(), enc(c)?.as_slice())?;
+        self.txn
+            .open_table(POOL_CLIENTS)?
+            .insert(k2(&c.pool_id, &c.id).as_str(), ())?;
         Ok(())
     }
 
@@ -219,7 +235,9 @@ impl Projections for WriteProjections<'_> {
         let old: Option<Client> = self.client(id)?;
         self.txn.open_table(CLIENTS)?.remove(id)?;
         if let Some(c) = old {
-            self.txn.open_table(POOL_CLIENTS)?.remove(k2(&c.pool_id, id).as_str())?;
+            self.txn
+                .open_table(POOL_CLIENTS)?
+                .remove(k2(&c.pool_id, id).as_str())?;
         }
         Ok(())
     }
@@ -240,8 +258,12 @@ impl Projections for WriteProjections<'_> {
         for (attr, value) in pool.sign_in_keys(user) {
             sign_in.insert(k3(&pool.id, &attr, &value).as_str(), key.as_str())?;
         }
-        self.txn.open_table(SUBS)?.insert(k2(&pool.id, &user.sub).as_str(), key.as_str())?;
-        self.txn.open_table(USERS)?.insert(k2(&pool.id, &key).as_str(), enc(user)?.as_slice())?;
+        self.txn
+            .open_table(SUBS)?
+            .insert(k2(&pool.id, &user.sub).as_str(), key.as_str())?;
+        self.txn
+            .open_table(USERS)?
+            .insert(k2(&pool.id, &key).as_str(), enc(user)?.as_slice())?;
         Ok(())
     }
 
@@ -254,8 +276,12 @@ impl Projections for WriteProjections<'_> {
                 sign_in.remove(k.as_str())?;
             }
         }
-        self.txn.open_table(SUBS)?.remove(k2(&pool.id, &user.sub).as_str())?;
-        self.txn.open_table(USERS)?.remove(k2(&pool.id, &key).as_str())?;
+        self.txn
+            .open_table(SUBS)?
+            .remove(k2(&pool.id, &user.sub).as_str())?;
+        self.txn
+            .open_table(USERS)?
+            .remove(k2(&pool.id, &key).as_str())?;
         Ok(())
     }
 
@@ -272,7 +298,9 @@ impl Projections for WriteProjections<'_> {
         if let Some(p) = &s.previous_hash {
             refresh.insert(p.as_str(), s.origin_jti.as_str())?;
         }
-        self.txn.open_table(SESSIONS)?.insert(s.origin_jti.as_str(), enc(s)?.as_slice())?;
+        self.txn
+            .open_table(SESSIONS)?
+            .insert(s.origin_jti.as_str(), enc(s)?.as_slice())?;
         Ok(())
     }
 }
@@ -287,7 +315,10 @@ impl Reader {
         Self { txn }
     }
 
-    fn bytes(&self, t: TableDefinition<&str, &[u8]>) -> Result<ReadOnlyTable<&'static str, &'static [u8]>> {
+    fn bytes(
+        &self,
+        t: TableDefinition<&str, &[u8]>,
+    ) -> Result<ReadOnlyTable<&'static str, &'static [u8]>> {
         Ok(self.txn.open_table(t)?)
     }
 
@@ -296,7 +327,9 @@ impl Reader {
         let t = self.bytes(POOLS)?;
         let mut out = Vec::new();
         let iter = match after {
-            Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+            Some(a) => {
+                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
             None => t.iter()?,
         };
         for item in iter.take(limit) {

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use cognate_domain::policy::PasswordPolicy;
 use cognate_domain::state::{SealedKey, TimeUnit};
-use cognate_domain::{Client, CodePurpose, Command, ErrorKind, PendingCode, Pool, Session, User, UserStatus, View};
+use cognate_domain::{
+    Client, CodePurpose, Command, ErrorKind, PendingCode, Pool, Session, User, UserStatus, View,
+};
 
 use super::*;
 
@@ -27,7 +29,10 @@ fn pool(id: &str, aliases: &[&str]) -> Pool {
         deletion_protection: false,
         lambda_config: BTreeMap::new(),
         settings: BTreeMap::new(),
-        keys: vec![SealedKey { kid: "k".into(), sealed_pkcs8: "x".into() }],
+        keys: vec![SealedKey {
+            kid: "k".into(),
+            sealed_pkcs8: "x".into(),
+        }],
     }
 }
 
@@ -71,7 +76,12 @@ fn user(name: &str, email: &str) -> User {
         password_hash: Some("$argon2id$fake".into()),
         created_at: 1,
         updated_at: 1,
-        code: Some(PendingCode { purpose: CodePurpose::SignUp, hash: format!("h-{name}"), expires_at: 1_000_000, failed_attempts: 0 }),
+        code: Some(PendingCode {
+            purpose: CodePurpose::SignUp,
+            hash: format!("h-{name}"),
+            expires_at: 1_000_000,
+            failed_attempts: 0,
+        }),
         generation: 0,
     }
 }
@@ -85,66 +95,187 @@ fn open() -> (tempfile::TempDir, Store) {
 #[tokio::test]
 async fn refused_commands_leave_no_trace_and_reads_see_acknowledged_writes() {
     let (_d, s) = open();
-    s.run(Command::CreatePool { pool: pool("p_1", &["email"]) }, 10).await.unwrap();
-    s.run(Command::CreateClient { client: client("c1", "p_1") }, 10).await.unwrap();
-    s.run(Command::SignUp { pool_id: "p_1".into(), client_id: Some("c1".into()), user: user("Alice", "a@x.io") }, 10)
-        .await
-        .unwrap();
+    s.run(
+        Command::CreatePool {
+            pool: pool("p_1", &["email"]),
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::CreateClient {
+            client: client("c1", "p_1"),
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::SignUp {
+            pool_id: "p_1".into(),
+            client_id: Some("c1".into()),
+            user: user("Alice", "a@x.io"),
+        },
+        10,
+    )
+    .await
+    .unwrap();
     let seq = s.stats().last_seq.load(Ordering::Relaxed);
     let before = s.digest().unwrap();
     // Same username in another case: the pool is case-insensitive.
     let e = s
-        .run(Command::SignUp { pool_id: "p_1".into(), client_id: None, user: user("ALICE", "b@x.io") }, 11)
+        .run(
+            Command::SignUp {
+                pool_id: "p_1".into(),
+                client_id: None,
+                user: user("ALICE", "b@x.io"),
+            },
+            11,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::UsernameExists), "{e:?}");
+    assert!(
+        matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::UsernameExists),
+        "{e:?}"
+    );
     assert_eq!(s.digest().unwrap(), before);
     assert_eq!(s.stats().last_seq.load(Ordering::Relaxed), seq);
     let r = s.read_now().unwrap();
-    assert_eq!(r.user("p_1", "alice").unwrap().map(|u| u.username), Some("Alice".into()));
-    assert_eq!(r.user_by_sub("p_1", "sub-Alice").unwrap().map(|u| u.username), Some("Alice".into()));
+    assert_eq!(
+        r.user("p_1", "alice").unwrap().map(|u| u.username),
+        Some("Alice".into())
+    );
+    assert_eq!(
+        r.user_by_sub("p_1", "sub-Alice")
+            .unwrap()
+            .map(|u| u.username),
+        Some("Alice".into())
+    );
 }
 
 #[tokio::test]
 async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
     let (_d, s) = open();
-    s.run(Command::CreatePool { pool: pool("p_1", &["email"]) }, 1).await.unwrap();
-    s.run(Command::SignUp { pool_id: "p_1".into(), client_id: None, user: user("bob", "b@x.io") }, 1).await.unwrap();
+    s.run(
+        Command::CreatePool {
+            pool: pool("p_1", &["email"]),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::SignUp {
+            pool_id: "p_1".into(),
+            client_id: None,
+            user: user("bob", "b@x.io"),
+        },
+        1,
+    )
+    .await
+    .unwrap();
     for i in 0..5 {
         let ex = s
-            .execute(Command::ConfirmSignUp { pool_id: "p_1".into(), username_key: "bob".into(), code_hash: "wrong".into(), force_alias: false }, 2)
+            .execute(
+                Command::ConfirmSignUp {
+                    pool_id: "p_1".into(),
+                    username_key: "bob".into(),
+                    code_hash: "wrong".into(),
+                    force_alias: false,
+                },
+                2,
+            )
             .await
             .unwrap();
-        assert_eq!(ex.refusal.map(|r| r.kind), Some(ErrorKind::CodeMismatch), "attempt {i}");
+        assert_eq!(
+            ex.refusal.map(|r| r.kind),
+            Some(ErrorKind::CodeMismatch),
+            "attempt {i}"
+        );
         assert_eq!(ex.events.len(), 1);
     }
     let e = s
-        .run(Command::ConfirmSignUp { pool_id: "p_1".into(), username_key: "bob".into(), code_hash: "h-bob".into(), force_alias: false }, 3)
+        .run(
+            Command::ConfirmSignUp {
+                pool_id: "p_1".into(),
+                username_key: "bob".into(),
+                code_hash: "h-bob".into(),
+                force_alias: false,
+            },
+            3,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::TooManyFailedAttempts), "{e:?}");
+    assert!(
+        matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::TooManyFailedAttempts),
+        "{e:?}"
+    );
     // A new code resets the attempts.
-    let code = PendingCode { purpose: CodePurpose::SignUp, hash: "h2".into(), expires_at: 100, failed_attempts: 0 };
-    s.run(Command::SendCode { pool_id: "p_1".into(), username_key: "bob".into(), code }, 4).await.unwrap();
-    s.run(Command::ConfirmSignUp { pool_id: "p_1".into(), username_key: "bob".into(), code_hash: "h2".into(), force_alias: false }, 5)
-        .await
-        .unwrap();
+    let code = PendingCode {
+        purpose: CodePurpose::SignUp,
+        hash: "h2".into(),
+        expires_at: 100,
+        failed_attempts: 0,
+    };
+    s.run(
+        Command::SendCode {
+            pool_id: "p_1".into(),
+            username_key: "bob".into(),
+            code,
+        },
+        4,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::ConfirmSignUp {
+            pool_id: "p_1".into(),
+            username_key: "bob".into(),
+            code_hash: "h2".into(),
+            force_alias: false,
+        },
+        5,
+    )
+    .await
+    .unwrap();
     let u = s.read_now().unwrap().user("p_1", "bob").unwrap().unwrap();
     assert_eq!(u.status, UserStatus::Confirmed);
     assert!(u.attr_true("email_verified"));
     // The verified email is now a sign-in alias.
-    assert_eq!(s.read_now().unwrap().alias_owner("p_1", "email", "b@x.io").unwrap(), Some("bob".into()));
+    assert_eq!(
+        s.read_now()
+            .unwrap()
+            .alias_owner("p_1", "email", "b@x.io")
+            .unwrap(),
+        Some("bob".into())
+    );
 }
 
 #[tokio::test]
 async fn concurrent_writers_are_group_committed() {
     let (_d, s) = open();
-    s.run(Command::CreatePool { pool: pool("p_1", &[]) }, 1).await.unwrap();
+    s.run(
+        Command::CreatePool {
+            pool: pool("p_1", &[]),
+        },
+        1,
+    )
+    .await
+    .unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            s.run(Command::SignUp { pool_id: "p_1".into(), client_id: None, user: user(&format!("u{i}"), "") }, 2).await
+            s.run(
+                Command::SignUp {
+                    pool_id: "p_1".into(),
+                    client_id: None,
+                    user: user(&format!("u{i}"), ""),
+                },
+                2,
+            )
+            .await
         }));
     }
     for t in tasks {
@@ -152,7 +283,10 @@ async fn concurrent_writers_are_group_committed() {
     }
     assert_eq!(s.read_now().unwrap().count_users("p_1").unwrap(), 200);
     let batches = s.stats().batches.load(Ordering::Relaxed);
-    assert!(batches < 201, "every write committed alone: {batches} batches");
+    assert!(
+        batches < 201,
+        "every write committed alone: {batches} batches"
+    );
     assert_eq!(s.read_now().unwrap().last_seq().unwrap(), 201);
 }
 
@@ -180,9 +314,27 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
         let s = Store::open(&path, WriterConfig::default()).unwrap();
         let pools = ["p_a", "p_b", "p_c"];
         for (i, p) in pools.iter().enumerate() {
-            let aliases: &[&str] = if i == 0 { &["email", "preferred_username"] } else { &[] };
-            s.run(Command::CreatePool { pool: pool(p, aliases) }, 1).await.unwrap();
-            s.run(Command::CreateClient { client: client(&format!("c{i}"), p) }, 1).await.unwrap();
+            let aliases: &[&str] = if i == 0 {
+                &["email", "preferred_username"]
+            } else {
+                &[]
+            };
+            s.run(
+                Command::CreatePool {
+                    pool: pool(p, aliases),
+                },
+                1,
+            )
+            .await
+            .unwrap();
+            s.run(
+                Command::CreateClient {
+                    client: client(&format!("c{i}"), p),
+                },
+                1,
+            )
+            .await
+            .unwrap();
         }
         let mut sessions: Vec<String> = Vec::new();
         for step in 0..3000i64 {
@@ -199,12 +351,27 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                 2 => Command::ConfirmSignUp {
                     pool_id: p.into(),
                     username_key: name.clone(),
-                    code_hash: if rng.below(2) == 0 { format!("h-{name}") } else { "bad".into() },
+                    code_hash: if rng.below(2) == 0 {
+                        format!("h-{name}")
+                    } else {
+                        "bad".into()
+                    },
                     force_alias: rng.below(2) == 0,
                 },
-                3 => Command::AdminConfirmSignUp { pool_id: p.into(), username_key: name.clone() },
-                4 => Command::SetPassword { pool_id: p.into(), username_key: name.clone(), password_hash: format!("h{step}"), permanent: rng.below(2) == 0 },
-                5 => Command::DeleteUser { pool_id: p.into(), username_key: name.clone() },
+                3 => Command::AdminConfirmSignUp {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                },
+                4 => Command::SetPassword {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                    password_hash: format!("h{step}"),
+                    permanent: rng.below(2) == 0,
+                },
+                5 => Command::DeleteUser {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                },
                 6 => {
                     let jti = format!("s{step}");
                     sessions.push(jti.clone());
@@ -231,22 +398,50 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                 }
                 7 if !sessions.is_empty() => {
                     let jti = sessions[rng.below(sessions.len() as u64) as usize].clone();
-                    let presented = s.read_now().unwrap().session(&jti).unwrap().map(|x| x.refresh_hash).unwrap_or_default();
-                    Command::Refresh { origin_jti: jti, presented_hash: presented, new_refresh_hash: Some(format!("r{step}")), grace_until: now + 5 }
+                    let presented = s
+                        .read_now()
+                        .unwrap()
+                        .session(&jti)
+                        .unwrap()
+                        .map(|x| x.refresh_hash)
+                        .unwrap_or_default();
+                    Command::Refresh {
+                        origin_jti: jti,
+                        presented_hash: presented,
+                        new_refresh_hash: Some(format!("r{step}")),
+                        grace_until: now + 5,
+                    }
                 }
-                8 if !sessions.is_empty() => Command::RevokeSession { origin_jti: sessions[rng.below(sessions.len() as u64) as usize].clone() },
-                9 => Command::GlobalSignOut { pool_id: p.into(), username_key: name.clone() },
+                8 if !sessions.is_empty() => Command::RevokeSession {
+                    origin_jti: sessions[rng.below(sessions.len() as u64) as usize].clone(),
+                },
+                9 => Command::GlobalSignOut {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                },
                 _ => Command::SendCode {
                     pool_id: p.into(),
                     username_key: name.clone(),
-                    code: PendingCode { purpose: CodePurpose::SignUp, hash: format!("h-{name}"), expires_at: now + 50, failed_attempts: 0 },
+                    code: PendingCode {
+                        purpose: CodePurpose::SignUp,
+                        hash: format!("h-{name}"),
+                        expires_at: now + 50,
+                        failed_attempts: 0,
+                    },
                 },
             };
             if let Ok(ex) = s.execute(cmd, now).await {
                 applied += ex.events.len() as u64;
             }
         }
-        s.run(Command::DeletePool { pool_id: "p_c".into() }, 99_999).await.unwrap();
+        s.run(
+            Command::DeletePool {
+                pool_id: "p_c".into(),
+            },
+            99_999,
+        )
+        .await
+        .unwrap();
         applied += 1;
         let live = s.digest().unwrap();
         assert!(applied > 500, "scenario too short: {applied}");
@@ -268,13 +463,23 @@ async fn rebuild_detects_a_tampered_projection() {
     let path = dir.path().join("db.redb");
     {
         let s = Store::open(&path, WriterConfig::default()).unwrap();
-        s.run(Command::CreatePool { pool: pool("p_1", &[]) }, 1).await.unwrap();
+        s.run(
+            Command::CreatePool {
+                pool: pool("p_1", &[]),
+            },
+            1,
+        )
+        .await
+        .unwrap();
         s.close();
     }
     {
         let db = redb::Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(tables::POOLS).unwrap().insert("p_ghost", b"{}".as_slice()).unwrap();
+        txn.open_table(tables::POOLS)
+            .unwrap()
+            .insert("p_ghost", b"{}".as_slice())
+            .unwrap();
         txn.commit().unwrap();
     }
     let out = rebuild(&path).unwrap();

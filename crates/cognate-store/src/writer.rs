@@ -24,7 +24,10 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { max_batch: 512, queue: 8192 }
+        Self {
+            max_batch: 512,
+            queue: 8192,
+        }
     }
 }
 
@@ -43,7 +46,14 @@ pub struct Handle {
 impl Handle {
     pub async fn submit(&self, command: Command, now: Millis) -> Result<Executed> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { command, now, reply }).await.map_err(|_| Error::WriterGone)?;
+        self.tx
+            .send(Job {
+                command,
+                now,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::WriterGone)?;
         rx.await.map_err(|_| Error::WriterGone)?
     }
 
@@ -99,7 +109,10 @@ pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Hand
             None
         }
     };
-    Handle { tx, thread: Arc::new(std::sync::Mutex::new(thread)) }
+    Handle {
+        tx,
+        thread: Arc::new(std::sync::Mutex::new(thread)),
+    }
 }
 
 /// Applies a batch in one transaction; the per-command results are valid only if it commits.
@@ -117,7 +130,12 @@ fn apply_batch(db: &Database, batch: &[Job], mut seq: u64) -> Result<(Vec<Result
     Ok((results, seq))
 }
 
-fn apply_one(txn: &WriteTransaction, command: &Command, now: Millis, seq: &mut u64) -> Result<Executed> {
+fn apply_one(
+    txn: &WriteTransaction,
+    command: &Command,
+    now: Millis,
+    seq: &mut u64,
+) -> Result<Executed> {
     let mut p = WriteProjections { txn };
     let outcome = match decide(&p, command, now) {
         Ok(o) => o,
@@ -128,10 +146,21 @@ fn apply_one(txn: &WriteTransaction, command: &Command, now: Millis, seq: &mut u
     for (pool, aggregate, event) in outcome.events {
         *seq += 1;
         let v = Event::version_of(event.type_name());
-        let env = Envelope { seq: *seq, at: now, pool, aggregate, v, event };
-        txn.open_table(LOG)?.insert(env.seq, env.encode()?.as_slice())?;
+        let env = Envelope {
+            seq: *seq,
+            at: now,
+            pool,
+            aggregate,
+            v,
+            event,
+        };
+        txn.open_table(LOG)?
+            .insert(env.seq, env.encode()?.as_slice())?;
         evolve(&mut p, &env)?;
         events.push(env);
     }
-    Ok(Executed { events, refusal: outcome.refusal })
+    Ok(Executed {
+        events,
+        refusal: outcome.refusal,
+    })
 }
