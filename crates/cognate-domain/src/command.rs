@@ -8,11 +8,30 @@ use std::collections::BTreeMap;
 use crate::error::{DomainError, ErrorKind};
 use crate::event::Event;
 use crate::schema::{self, AttributeDef};
-use crate::state::{Client, CodePurpose, PendingCode, Pool, Session, User, UserStatus, View};
+use crate::state::{
+    Client, CodePurpose, Group, MfaSettings, PendingCode, Pool, Session, User, UserStatus, View,
+};
 use crate::{Millis, ct_eq};
 
 /// Failed code attempts allowed before a new code must be requested.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
+/// Codes sent to one user within `CODE_SEND_WINDOW_MS` before requests are refused.
+pub const MAX_CODE_SENDS: usize = 5;
+pub const CODE_SEND_WINDOW_MS: Millis = 3_600_000;
+/// Consecutive failed sign-ins before the account is locked for a while.
+pub const LOCKOUT_THRESHOLD: u32 = 5;
+/// Longest lockout.
+pub const MAX_LOCKOUT_MS: Millis = 15 * 60 * 1000;
+
+/// Progressive lockout: from the fifth consecutive failure on, 1 s doubling per failure,
+/// at most 15 minutes.
+pub fn lockout_ms(failures_including_this: u32) -> Millis {
+    if failures_including_this < LOCKOUT_THRESHOLD {
+        return 0;
+    }
+    let exp = (failures_including_this - LOCKOUT_THRESHOLD).min(20);
+    (1000i64 << exp).min(MAX_LOCKOUT_MS)
+}
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -64,6 +83,85 @@ pub enum Command {
         username_key: String,
         password_hash: String,
         permanent: bool,
+        expires_at: Option<Millis>,
+    },
+    CreateUser {
+        pool_id: String,
+        user: User,
+    },
+    SetEnabled {
+        pool_id: String,
+        username_key: String,
+        enabled: bool,
+    },
+    RequireReset {
+        pool_id: String,
+        username_key: String,
+        code: Option<PendingCode>,
+    },
+    ConfirmForgotPassword {
+        pool_id: String,
+        username_key: String,
+        code_hash: String,
+        password_hash: String,
+    },
+    ChangeAttributes {
+        pool_id: String,
+        username_key: String,
+        set: BTreeMap<String, String>,
+        removed: Vec<String>,
+        pending: BTreeMap<String, String>,
+    },
+    VerifyAttribute {
+        pool_id: String,
+        username_key: String,
+        attribute: String,
+        code_hash: String,
+    },
+    SetMfa {
+        pool_id: String,
+        username_key: String,
+        mfa: MfaSettings,
+    },
+    UseTotpStep {
+        pool_id: String,
+        username_key: String,
+        step: u64,
+    },
+    SendChallengeCode {
+        pool_id: String,
+        username_key: String,
+        code: PendingCode,
+    },
+    CheckChallengeCode {
+        pool_id: String,
+        username_key: String,
+        code_hash: String,
+    },
+    SetUserSettings {
+        pool_id: String,
+        username_key: String,
+        mfa_options: Vec<(String, String)>,
+    },
+    CreateGroup {
+        group: Group,
+    },
+    UpdateGroup {
+        group: Group,
+    },
+    DeleteGroup {
+        pool_id: String,
+        name: String,
+    },
+    AddToGroup {
+        pool_id: String,
+        username_key: String,
+        group: String,
+    },
+    RemoveFromGroup {
+        pool_id: String,
+        username_key: String,
+        group: String,
     },
     DeleteUser {
         pool_id: String,
@@ -310,6 +408,7 @@ pub fn decide<V: View>(
             if code.purpose == CodePurpose::SignUp && user.status != UserStatus::Unconfirmed {
                 return Err(DomainError::invalid("User is already confirmed.").into());
             }
+            check_send_limit(&user, now)?;
             Ok(ok(
                 pool_id,
                 &user.sub,
@@ -395,6 +494,7 @@ pub fn decide<V: View>(
             username_key,
             password_hash,
             permanent,
+            expires_at,
         } => {
             let user = user_of(v, pool_id, username_key)?;
             Ok(ok(
@@ -404,6 +504,320 @@ pub fn decide<V: View>(
                     username_key: username_key.clone(),
                     password_hash: password_hash.clone(),
                     permanent: *permanent,
+                    expires_at: *expires_at,
+                },
+            ))
+        }
+        Command::CreateUser { pool_id, user } => {
+            let pool = pool_of(v, pool_id)?;
+            let key = pool.fold(&user.username);
+            if st!(v.user(pool_id, &key)).is_some() {
+                return Err(DomainError::new(
+                    ErrorKind::UsernameExists,
+                    "User account already exists",
+                )
+                .into());
+            }
+            check_unique(v, &pool, user, &key, false)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserCreated { user: user.clone() },
+            ))
+        }
+        Command::SetEnabled {
+            pool_id,
+            username_key,
+            enabled,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            let k = username_key.clone();
+            let event = if *enabled {
+                Event::UserEnabled { username_key: k }
+            } else {
+                Event::UserDisabled { username_key: k }
+            };
+            Ok(ok(pool_id, &user.sub, event))
+        }
+        Command::RequireReset {
+            pool_id,
+            username_key,
+            code,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            let mut out = ok(
+                pool_id,
+                &user.sub,
+                Event::UserPasswordResetRequired {
+                    username_key: username_key.clone(),
+                },
+            );
+            if let Some(code) = code {
+                out.events.push((
+                    pool_id.clone(),
+                    user.sub.clone(),
+                    Event::UserCodeSent {
+                        username_key: username_key.clone(),
+                        code: code.clone(),
+                    },
+                ));
+            }
+            Ok(out)
+        }
+        Command::ConfirmForgotPassword {
+            pool_id,
+            username_key,
+            code_hash,
+            password_hash,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if let Some(refusal) = check_code(
+                user.code.as_ref(),
+                CodePurpose::ForgotPassword,
+                code_hash,
+                now,
+            )? {
+                return Ok(refusal_with_failure(pool_id, &user, username_key, refusal));
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserPasswordSet {
+                    username_key: username_key.clone(),
+                    password_hash: password_hash.clone(),
+                    permanent: true,
+                    expires_at: None,
+                },
+            ))
+        }
+        Command::ChangeAttributes {
+            pool_id,
+            username_key,
+            set,
+            removed,
+            pending,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            let user = user_of(v, pool_id, username_key)?;
+            let mut after = user.clone();
+            for (k, val) in set {
+                after.attributes.insert(k.clone(), val.clone());
+            }
+            for k in removed {
+                after.attributes.remove(k);
+            }
+            check_unique(v, &pool, &after, username_key, false)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserAttributesChanged {
+                    username_key: username_key.clone(),
+                    set: set.clone(),
+                    removed: removed.clone(),
+                    pending: pending.clone(),
+                },
+            ))
+        }
+        Command::VerifyAttribute {
+            pool_id,
+            username_key,
+            attribute,
+            code_hash,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            let user = user_of(v, pool_id, username_key)?;
+            let code = user
+                .code
+                .as_ref()
+                .filter(|c| c.attribute.as_deref() == Some(attribute.as_str()));
+            if let Some(refusal) = check_code(code, CodePurpose::VerifyAttribute, code_hash, now)? {
+                return Ok(refusal_with_failure(pool_id, &user, username_key, refusal));
+            }
+            let mut after = user.clone();
+            if let Some(val) = after.pending_attributes.remove(attribute) {
+                after.attributes.insert(attribute.clone(), val);
+            }
+            after
+                .attributes
+                .insert(format!("{attribute}_verified"), "true".into());
+            check_unique(v, &pool, &after, username_key, false)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserAttributeVerified {
+                    username_key: username_key.clone(),
+                    attribute: attribute.clone(),
+                },
+            ))
+        }
+        Command::SetMfa {
+            pool_id,
+            username_key,
+            mfa,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserMfaSettingsChanged {
+                    username_key: username_key.clone(),
+                    mfa: mfa.clone(),
+                },
+            ))
+        }
+        Command::UseTotpStep {
+            pool_id,
+            username_key,
+            step,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if *step <= user.mfa.totp_last_step {
+                return Err(DomainError::new(
+                    ErrorKind::ExpiredCode,
+                    "Your software token has already been used once.",
+                )
+                .into());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserTotpStepUsed {
+                    username_key: username_key.clone(),
+                    step: *step,
+                },
+            ))
+        }
+        Command::SendChallengeCode {
+            pool_id,
+            username_key,
+            code,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            check_send_limit(&user, now)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserChallengeCodeSent {
+                    username_key: username_key.clone(),
+                    code: code.clone(),
+                },
+            ))
+        }
+        Command::CheckChallengeCode {
+            pool_id,
+            username_key,
+            code_hash,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if let Some(refusal) = check_code(
+                user.challenge_code.as_ref(),
+                CodePurpose::Mfa,
+                code_hash,
+                now,
+            )? {
+                let mut out = ok(
+                    pool_id,
+                    &user.sub,
+                    Event::UserChallengeCodeFailed {
+                        username_key: username_key.clone(),
+                    },
+                );
+                out.refusal = Some(refusal);
+                return Ok(out);
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserChallengeCodeUsed {
+                    username_key: username_key.clone(),
+                },
+            ))
+        }
+        Command::SetUserSettings {
+            pool_id,
+            username_key,
+            mfa_options,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserSettingsSet {
+                    username_key: username_key.clone(),
+                    mfa_options: mfa_options.clone(),
+                },
+            ))
+        }
+        Command::CreateGroup { group } => {
+            pool_of(v, &group.pool_id)?;
+            if st!(v.group(&group.pool_id, &group.name)).is_some() {
+                return Err(DomainError::new(
+                    ErrorKind::GroupExists,
+                    "A group with the name already exists.",
+                )
+                .into());
+            }
+            Ok(ok(
+                &group.pool_id,
+                &group.name,
+                Event::GroupCreated {
+                    group: group.clone(),
+                },
+            ))
+        }
+        Command::UpdateGroup { group } => {
+            group_of(v, &group.pool_id, &group.name)?;
+            Ok(ok(
+                &group.pool_id,
+                &group.name,
+                Event::GroupUpdated {
+                    group: group.clone(),
+                },
+            ))
+        }
+        Command::DeleteGroup { pool_id, name } => {
+            group_of(v, pool_id, name)?;
+            Ok(ok(
+                pool_id,
+                name,
+                Event::GroupDeleted { name: name.clone() },
+            ))
+        }
+        Command::AddToGroup {
+            pool_id,
+            username_key,
+            group,
+        } => {
+            group_of(v, pool_id, group)?;
+            let user = user_of(v, pool_id, username_key)?;
+            if user.groups.contains(group) {
+                return Ok(Outcome::default());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserAddedToGroup {
+                    username_key: username_key.clone(),
+                    group: group.clone(),
+                },
+            ))
+        }
+        Command::RemoveFromGroup {
+            pool_id,
+            username_key,
+            group,
+        } => {
+            group_of(v, pool_id, group)?;
+            let user = user_of(v, pool_id, username_key)?;
+            if !user.groups.contains(group) {
+                return Ok(Outcome::default());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserRemovedFromGroup {
+                    username_key: username_key.clone(),
+                    group: group.clone(),
                 },
             ))
         }
@@ -455,6 +869,7 @@ pub fn decide<V: View>(
             reason,
         } => {
             let user = user_of(v, pool_id, username_key)?;
+            let lock = lockout_ms(user.failed_sign_ins + 1);
             Ok(ok(
                 pool_id,
                 &user.sub,
@@ -462,6 +877,7 @@ pub fn decide<V: View>(
                     username_key: username_key.clone(),
                     client_id: client_id.clone(),
                     reason: reason.clone(),
+                    locked_until: if lock > 0 { now + lock } else { 0 },
                 },
             ))
         }
@@ -525,6 +941,73 @@ pub fn decide<V: View>(
             ))
         }
     }
+}
+
+fn group_of<V: View>(v: &V, pool: &str, name: &str) -> Result<Group, DecideError<V::Error>> {
+    st!(v.group(pool, name)).ok_or_else(|| DomainError::not_found("Group not found.").into())
+}
+
+/// Refuses a code request past the per-user limit.
+fn check_send_limit(user: &User, now: Millis) -> Result<(), DomainError> {
+    let recent = user
+        .code_sends
+        .iter()
+        .filter(|t| **t > now - CODE_SEND_WINDOW_MS)
+        .count();
+    if recent >= MAX_CODE_SENDS {
+        return Err(DomainError::new(
+            ErrorKind::LimitExceeded,
+            "Attempt limit exceeded, please try after some time.",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a presented code against the pending one: `Ok(Some(refusal))` for a wrong code
+/// (to be recorded), `Err` for refusals that record nothing.
+fn check_code(
+    code: Option<&PendingCode>,
+    purpose: CodePurpose,
+    presented: &str,
+    now: Millis,
+) -> Result<Option<DomainError>, DomainError> {
+    let Some(code) = code.filter(|c| c.purpose == purpose) else {
+        return Err(DomainError::new(
+            ErrorKind::ExpiredCode,
+            "Invalid code provided, please request a code again.",
+        ));
+    };
+    if code.failed_attempts >= MAX_CODE_ATTEMPTS {
+        return Err(DomainError::new(
+            ErrorKind::TooManyFailedAttempts,
+            "Attempt limit exceeded, please request a new code.",
+        ));
+    }
+    if code.expires_at <= now {
+        return Err(DomainError::new(
+            ErrorKind::ExpiredCode,
+            "Invalid code provided, please request a code again.",
+        ));
+    }
+    if !ct_eq(&code.hash, presented) {
+        return Ok(Some(DomainError::new(
+            ErrorKind::CodeMismatch,
+            "Invalid verification code provided, please try again.",
+        )));
+    }
+    Ok(None)
+}
+
+fn refusal_with_failure(pool_id: &str, user: &User, key: &str, refusal: DomainError) -> Outcome {
+    let mut out = ok(
+        pool_id,
+        &user.sub,
+        Event::UserCodeFailed {
+            username_key: key.to_owned(),
+        },
+    );
+    out.refusal = Some(refusal);
+    out
 }
 
 fn client_in<V: View>(
@@ -616,6 +1099,7 @@ fn confirm<V: View>(
                     username_key: owner_key,
                     set,
                     removed: vec![],
+                    pending: BTreeMap::new(),
                 },
             ));
         }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use crate::Millis;
 use crate::schema::AttributeDef;
-use crate::state::{Client, PendingCode, Pool, Projections, Session, User};
+use crate::state::{
+    Client, Group, MfaSettings, PendingCode, Pool, Projections, Session, User, UserStatus,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -33,6 +35,51 @@ pub enum Event {
         user: User,
         client_id: Option<String>,
     },
+    /// Created by an administrator (AdminCreateUser).
+    #[serde(rename = "user.created")]
+    UserCreated { user: User },
+    #[serde(rename = "user.enabled")]
+    UserEnabled { username_key: String },
+    #[serde(rename = "user.disabled")]
+    UserDisabled { username_key: String },
+    #[serde(rename = "user.password_reset_required")]
+    UserPasswordResetRequired { username_key: String },
+    #[serde(rename = "user.attribute_verified")]
+    UserAttributeVerified {
+        username_key: String,
+        attribute: String,
+    },
+    #[serde(rename = "user.mfa_settings_changed")]
+    UserMfaSettingsChanged {
+        username_key: String,
+        mfa: MfaSettings,
+    },
+    #[serde(rename = "user.totp_step_used")]
+    UserTotpStepUsed { username_key: String, step: u64 },
+    #[serde(rename = "user.challenge_code_sent")]
+    UserChallengeCodeSent {
+        username_key: String,
+        code: PendingCode,
+    },
+    #[serde(rename = "user.challenge_code_failed")]
+    UserChallengeCodeFailed { username_key: String },
+    #[serde(rename = "user.challenge_code_used")]
+    UserChallengeCodeUsed { username_key: String },
+    #[serde(rename = "user.settings_set")]
+    UserSettingsSet {
+        username_key: String,
+        mfa_options: Vec<(String, String)>,
+    },
+    #[serde(rename = "user.added_to_group")]
+    UserAddedToGroup { username_key: String, group: String },
+    #[serde(rename = "user.removed_from_group")]
+    UserRemovedFromGroup { username_key: String, group: String },
+    #[serde(rename = "group.created")]
+    GroupCreated { group: Group },
+    #[serde(rename = "group.updated")]
+    GroupUpdated { group: Group },
+    #[serde(rename = "group.deleted")]
+    GroupDeleted { name: String },
     #[serde(rename = "user.code_sent")]
     UserCodeSent {
         username_key: String,
@@ -51,12 +98,18 @@ pub enum Event {
         username_key: String,
         set: BTreeMap<String, String>,
         removed: Vec<String>,
+        /// Values waiting for verification (the old verified value stays active).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pending: BTreeMap<String, String>,
     },
     #[serde(rename = "user.password_set")]
     UserPasswordSet {
         username_key: String,
         password_hash: String,
         permanent: bool,
+        /// For temporary passwords: when they stop working.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Millis>,
     },
     #[serde(rename = "user.deleted")]
     UserDeleted { username_key: String },
@@ -71,6 +124,9 @@ pub enum Event {
         username_key: String,
         client_id: String,
         reason: String,
+        /// The lockout this failure caused (0: none).
+        #[serde(default)]
+        locked_until: Millis,
     },
     #[serde(rename = "user.signed_out_globally")]
     UserSignedOutGlobally { username_key: String },
@@ -95,6 +151,22 @@ impl Event {
             Event::ClientUpdated { .. } => "client.updated",
             Event::ClientDeleted { .. } => "client.deleted",
             Event::UserSignedUp { .. } => "user.signed_up",
+            Event::UserCreated { .. } => "user.created",
+            Event::UserEnabled { .. } => "user.enabled",
+            Event::UserDisabled { .. } => "user.disabled",
+            Event::UserPasswordResetRequired { .. } => "user.password_reset_required",
+            Event::UserAttributeVerified { .. } => "user.attribute_verified",
+            Event::UserMfaSettingsChanged { .. } => "user.mfa_settings_changed",
+            Event::UserTotpStepUsed { .. } => "user.totp_step_used",
+            Event::UserChallengeCodeSent { .. } => "user.challenge_code_sent",
+            Event::UserChallengeCodeFailed { .. } => "user.challenge_code_failed",
+            Event::UserChallengeCodeUsed { .. } => "user.challenge_code_used",
+            Event::UserSettingsSet { .. } => "user.settings_set",
+            Event::UserAddedToGroup { .. } => "user.added_to_group",
+            Event::UserRemovedFromGroup { .. } => "user.removed_from_group",
+            Event::GroupCreated { .. } => "group.created",
+            Event::GroupUpdated { .. } => "group.updated",
+            Event::GroupDeleted { .. } => "group.deleted",
             Event::UserCodeSent { .. } => "user.code_sent",
             Event::UserCodeFailed { .. } => "user.code_failed",
             Event::UserConfirmed { .. } => "user.confirmed",
@@ -138,6 +210,9 @@ pub struct Envelope {
     /// Which pool, client or user (sub) the event is about.
     pub aggregate: String,
     pub v: u32,
+    /// Who caused it when not the user: an admin access key or console account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     #[serde(flatten)]
     pub event: Event,
 }
@@ -223,10 +298,88 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             p.put_client(client)?
         }
         Event::ClientDeleted { client_id } => p.delete_client(client_id)?,
-        Event::UserSignedUp { user, .. } => {
+        Event::UserSignedUp { user, .. } | Event::UserCreated { user } => {
             if let Some(pool) = p.pool(pool_id)? {
                 p.put_user(&pool, user)?;
             }
+        }
+        Event::UserEnabled { username_key } => {
+            update_user(p, pool_id, username_key, at, |u| u.enabled = true)?
+        }
+        Event::UserDisabled { username_key } => {
+            update_user(p, pool_id, username_key, at, |u| u.enabled = false)?
+        }
+        Event::UserPasswordResetRequired { username_key } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                u.status = UserStatus::ResetRequired
+            })?
+        }
+        Event::UserAttributeVerified {
+            username_key,
+            attribute,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            if let Some(v) = u.pending_attributes.remove(attribute) {
+                u.attributes.insert(attribute.clone(), v);
+            }
+            u.attributes
+                .insert(format!("{attribute}_verified"), "true".into());
+            if u.code
+                .as_ref()
+                .is_some_and(|c| c.attribute.as_deref() == Some(attribute.as_str()))
+            {
+                u.code = None;
+            }
+        })?,
+        Event::UserMfaSettingsChanged { username_key, mfa } => {
+            update_user(p, pool_id, username_key, at, |u| u.mfa = mfa.clone())?
+        }
+        Event::UserTotpStepUsed { username_key, step } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                u.mfa.totp_last_step = *step
+            })?
+        }
+        Event::UserChallengeCodeSent { username_key, code } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                u.challenge_code = Some(code.clone());
+                note_send(u, at);
+            })?
+        }
+        Event::UserChallengeCodeFailed { username_key } => {
+            update_user(p, pool_id, username_key, at, |u| {
+                if let Some(c) = u.challenge_code.as_mut() {
+                    c.failed_attempts += 1;
+                }
+            })?
+        }
+        Event::UserChallengeCodeUsed { username_key } => {
+            update_user(p, pool_id, username_key, at, |u| u.challenge_code = None)?
+        }
+        Event::UserSettingsSet {
+            username_key,
+            mfa_options,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.mfa_options = mfa_options.clone()
+        })?,
+        Event::UserAddedToGroup {
+            username_key,
+            group,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.groups.insert(group.clone());
+        })?,
+        Event::UserRemovedFromGroup {
+            username_key,
+            group,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.groups.remove(group);
+        })?,
+        Event::GroupCreated { group } | Event::GroupUpdated { group } => p.put_group(group)?,
+        Event::GroupDeleted { name } => {
+            for member in p.group_members(pool_id, name)? {
+                update_user(p, pool_id, &member, at, |u| {
+                    u.groups.remove(name);
+                })?;
+            }
+            p.delete_group(pool_id, name)?;
         }
         Event::UserDeleted { username_key } => {
             if let Some(pool) = p.pool(pool_id)? {
@@ -260,12 +413,24 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             ..
         } => {
             p.put_session(session)?;
-            update_user(p, pool_id, username_key, at, |_| {})?;
+            update_user(p, pool_id, username_key, at, |u| {
+                u.failed_sign_ins = 0;
+                u.locked_until = 0;
+                u.challenge_code = None;
+            })?;
         }
-        Event::UserSignInFailed { .. } => {}
+        Event::UserSignInFailed {
+            username_key,
+            locked_until,
+            ..
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.failed_sign_ins += 1;
+            u.locked_until = *locked_until;
+        })?,
         Event::UserCodeSent { username_key, code } => {
             update_user(p, pool_id, username_key, at, |u| {
-                u.code = Some(code.clone())
+                u.code = Some(code.clone());
+                note_send(u, at);
             })?
         }
         Event::UserCodeFailed { username_key } => update_user(p, pool_id, username_key, at, |u| {
@@ -288,21 +453,37 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             username_key,
             set,
             removed,
+            pending,
         } => update_user(p, pool_id, username_key, at, |u| {
             for (k, v) in set {
                 u.attributes.insert(k.clone(), v.clone());
+                u.pending_attributes.remove(k);
             }
             for k in removed {
                 u.attributes.remove(k);
+                u.pending_attributes.remove(k);
+            }
+            for (k, v) in pending {
+                u.pending_attributes.insert(k.clone(), v.clone());
             }
         })?,
         Event::UserPasswordSet {
             username_key,
             password_hash,
             permanent,
+            expires_at,
         } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.password_hash = Some(password_hash.clone());
+                u.temporary_password_expires_at = *expires_at;
+                u.failed_sign_ins = 0;
+                u.locked_until = 0;
+                if u.code
+                    .as_ref()
+                    .is_some_and(|c| c.purpose == crate::state::CodePurpose::ForgotPassword)
+                {
+                    u.code = None;
+                }
                 // As in Cognito, a permanent password set by an administrator confirms the user.
                 if *permanent {
                     u.status = crate::state::UserStatus::Confirmed;
@@ -317,6 +498,13 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         }
     }
     Ok(())
+}
+
+/// Remembers a code send for the per-user limit, keeping the last hour only.
+fn note_send(u: &mut User, at: Millis) {
+    u.code_sends
+        .retain(|t| *t > at - crate::command::CODE_SEND_WINDOW_MS);
+    u.code_sends.push(at);
 }
 
 fn update_user<P: Projections>(
@@ -374,6 +562,7 @@ mod tests {
             pool: "p".into(),
             aggregate: "c".into(),
             v: 1,
+            actor: None,
             event: Event::ClientDeleted {
                 client_id: "c".into(),
             },

@@ -142,8 +142,9 @@ impl Client {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserStatus {
+    #[default]
     Unconfirmed,
     Confirmed,
     ForceChangePassword,
@@ -172,6 +173,8 @@ pub enum CodePurpose {
     SignUp,
     ForgotPassword,
     VerifyAttribute,
+    /// A sign-in challenge code (SMS_MFA, EMAIL_OTP).
+    Mfa,
 }
 
 /// A code sent to the user, kept only as a keyed hash.
@@ -181,9 +184,56 @@ pub struct PendingCode {
     pub hash: String,
     pub expires_at: Millis,
     pub failed_attempts: u32,
+    /// The attribute a verification code is for (`email`, `phone_number`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A user's MFA factors and preference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaSettings {
+    /// TOTP secret sealed with the master key, once associated.
+    pub totp_secret: Option<String>,
+    pub totp_verified: bool,
+    /// Last accepted TOTP time step: a code is accepted once.
+    pub totp_last_step: u64,
+    pub totp_enabled: bool,
+    pub sms_enabled: bool,
+    pub email_enabled: bool,
+    /// `SOFTWARE_TOKEN_MFA`, `SMS_MFA` or `EMAIL_OTP`.
+    pub preferred: Option<String>,
+}
+
+impl MfaSettings {
+    /// Enabled factors, in Cognito's names.
+    pub fn enabled(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.sms_enabled {
+            v.push("SMS_MFA");
+        }
+        if self.totp_enabled && self.totp_verified {
+            v.push("SOFTWARE_TOKEN_MFA");
+        }
+        if self.email_enabled {
+            v.push("EMAIL_OTP");
+        }
+        v
+    }
+}
+
+/// A group of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub pool_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub role_arn: Option<String>,
+    pub precedence: Option<i64>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub username: String,
     pub sub: String,
@@ -196,6 +246,31 @@ pub struct User {
     pub code: Option<PendingCode>,
     /// Bumped by a global sign-out: sessions of older generations are dead.
     pub generation: u64,
+    #[serde(default)]
+    pub mfa: MfaSettings,
+    /// Code of a pending SMS_MFA / EMAIL_OTP challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_code: Option<PendingCode>,
+    /// Consecutive failed sign-ins and the lockout they caused.
+    #[serde(default)]
+    pub failed_sign_ins: u32,
+    #[serde(default)]
+    pub locked_until: Millis,
+    /// When codes were last sent, for the per-user limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_sends: Vec<Millis>,
+    /// A temporary password stops working at this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporary_password_expires_at: Option<Millis>,
+    /// New email or phone values waiting for verification while the old verified value
+    /// stays active (UserAttributeUpdateSettings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub groups: std::collections::BTreeSet<String>,
+    /// Legacy MFAOptions of SetUserSettings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mfa_options: Vec<(String, String)>,
 }
 
 impl User {
@@ -240,6 +315,9 @@ pub trait View {
     fn session(&self, origin_jti: &str) -> Result<Option<Session>, Self::Error>;
     /// The `origin_jti` of the session a refresh-token hash belongs to.
     fn session_by_refresh(&self, refresh_hash: &str) -> Result<Option<String>, Self::Error>;
+    fn group(&self, pool: &str, name: &str) -> Result<Option<Group>, Self::Error>;
+    /// Username keys of a group's members.
+    fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>, Self::Error>;
 }
 
 /// Writes of projected state; `put_user` keeps the sign-in indexes in step.
@@ -252,4 +330,6 @@ pub trait Projections: View {
     fn put_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
     fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
     fn put_session(&mut self, session: &Session) -> Result<(), Self::Error>;
+    fn put_group(&mut self, group: &Group) -> Result<(), Self::Error>;
+    fn delete_group(&mut self, pool: &str, name: &str) -> Result<(), Self::Error>;
 }

@@ -1,14 +1,17 @@
-//! Sign-in flows (USER_PASSWORD_AUTH, ADMIN_USER_PASSWORD_AUTH and the legacy
-//! ADMIN_NO_SRP_AUTH, REFRESH_TOKEN_AUTH), the access-token operations (GetUser,
-//! GlobalSignOut) and refresh-token revocation and rotation.
+//! Sign-in: USER_PASSWORD_AUTH, ADMIN_USER_PASSWORD_AUTH (and the legacy
+//! ADMIN_NO_SRP_AUTH), REFRESH_TOKEN_AUTH, the challenges that can follow a password
+//! (NEW_PASSWORD_REQUIRED, SMS_MFA, EMAIL_OTP, SOFTWARE_TOKEN_MFA, SELECT_MFA_TYPE,
+//! MFA_SETUP) with progressive lockout, and the access-token operations.
 
 use std::collections::BTreeMap;
 
-use cognate_domain::{Client, Command, ErrorKind, Pool, UserStatus, View};
+use cognate_domain::{Client, Command, ErrorKind, Pool, User, UserStatus, View};
 use cognate_proto as p;
 
+use crate::challenge::ChallengeSession;
 use crate::clients::load_client;
 use crate::error::{ApiError, Result};
+use crate::mfa;
 use crate::state::AppState;
 use crate::tokens::{self, readable};
 use crate::users::{attributes_list, check_secret_hash, client_and_pool, find_user};
@@ -38,14 +41,82 @@ fn refresh_allowed(client: &Client) -> bool {
             .any(|f| f.starts_with("ALLOW_"))
 }
 
-/// Checks a password and, when it is right and the user may sign in, starts a session.
+/// REFRESH_TOKEN_AUTH needs the flow enabled, and is closed to clients that rotate refresh
+/// tokens: they must use GetTokensFromRefreshToken, as in Cognito.
+fn check_refresh_flow(client: &Client) -> Result<()> {
+    if !refresh_allowed(client) {
+        return Err(ApiError::invalid(
+            "REFRESH_TOKEN_AUTH flow not enabled for this client",
+        ));
+    }
+    if client.refresh_rotation {
+        return Err(ApiError::not_authorized(
+            "Refresh token rotation is enabled for this app client; refresh with GetTokensFromRefreshToken.",
+        ));
+    }
+    Ok(())
+}
+
+/// What a sign-in step produced: tokens, or the next challenge.
+#[derive(Default)]
+pub struct Outcome {
+    pub result: Option<p::AuthenticationResultType>,
+    pub challenge: Option<p::ChallengeNameType>,
+    pub session: Option<p::Sensitive<String>>,
+    pub params: BTreeMap<String, String>,
+}
+
+impl Outcome {
+    fn tokens(result: p::AuthenticationResultType) -> Self {
+        Self {
+            result: Some(result),
+            ..Default::default()
+        }
+    }
+}
+
+macro_rules! respond_as {
+    ($ty:ty, $o:expr) => {{
+        let o = $o;
+        <$ty>::from_outcome(o)
+    }};
+}
+
+trait FromOutcome {
+    fn from_outcome(o: Outcome) -> Self;
+}
+
+macro_rules! from_outcome {
+    ($($ty:ty),*) => {$(
+        impl FromOutcome for $ty {
+            fn from_outcome(o: Outcome) -> Self {
+                Self {
+                    authentication_result: o.result,
+                    challenge_name: o.challenge,
+                    session: o.session,
+                    challenge_parameters: Some(o.params),
+                    ..Default::default()
+                }
+            }
+        }
+    )*};
+}
+from_outcome!(
+    p::InitiateAuthResponse,
+    p::AdminInitiateAuthResponse,
+    p::RespondToAuthChallengeResponse,
+    p::AdminRespondToAuthChallengeResponse
+);
+
+/// Checks a password (with lockout and the dummy hash for unknown users) and continues
+/// with whatever the user still has to do.
 async fn password_sign_in(
     s: &AppState,
     pool: &Pool,
     client: &Client,
     params: &BTreeMap<String, String>,
     flow: &str,
-) -> Result<p::AuthenticationResultType> {
+) -> Result<Outcome> {
     let username = required(params, "USERNAME")?;
     let password = required(params, "PASSWORD")?;
     check_secret_hash(s, client, &[username], param(params, "SECRET_HASH"))?;
@@ -60,18 +131,15 @@ async fn password_sign_in(
         });
     };
     tracing::Span::current().record("sub", user.sub.as_str());
+    if user.locked_until > now_ms() {
+        return Err(ApiError::not_authorized("Password attempts exceeded"));
+    }
     let ok = s
         .hasher()
         .verify(user.password_hash.clone(), password.to_owned())
         .await?;
     if !ok {
-        let cmd = Command::SignInFailed {
-            pool_id: pool.id.clone(),
-            username_key: key,
-            client_id: client.id.clone(),
-            reason: "IncorrectPassword".into(),
-        };
-        s.store().run(cmd, now_ms()).await?;
+        record_failure(s, pool, client, &key, "IncorrectPassword").await?;
         return Err(ApiError::not_authorized(INCORRECT));
     }
     if !user.enabled {
@@ -92,73 +160,79 @@ async fn password_sign_in(
         }
         _ => {}
     }
-    tokens::start_session(s, pool, client, &key, &user, flow).await
+    next_step(s, pool, client, &key, &user, flow).await
 }
 
-fn challenge_new_password(
+pub async fn record_failure(
     s: &AppState,
     pool: &Pool,
     client: &Client,
-    user: &cognate_domain::User,
-) -> (
-    Option<p::ChallengeNameType>,
-    Option<p::Sensitive<String>>,
-    Option<BTreeMap<String, String>>,
-) {
-    let session = serde_json::json!({
-        "pool": pool.id, "client": client.id, "user": user.username, "challenge": "NEW_PASSWORD_REQUIRED",
-        "exp": now_ms() + client.auth_session_validity_minutes * 60_000,
-    });
-    let sealed = s.keyring().seal(session.to_string().as_bytes());
-    let mut params = BTreeMap::new();
-    params.insert("USER_ID_FOR_SRP".to_owned(), user.username.clone());
-    let attrs: BTreeMap<&String, &String> = user
-        .attributes
-        .iter()
-        .filter(|(k, _)| k.as_str() != "sub")
-        .collect();
-    params.insert(
-        "userAttributes".to_owned(),
-        serde_json::to_string(&attrs).unwrap_or_default(),
-    );
-    params.insert("requiredAttributes".to_owned(), "[]".to_owned());
-    (
-        Some(p::ChallengeNameType::NewPasswordRequired),
-        Some(p::Sensitive(sealed)),
-        Some(params),
-    )
+    key: &str,
+    reason: &str,
+) -> Result<()> {
+    let cmd = Command::SignInFailed {
+        pool_id: pool.id.clone(),
+        username_key: key.to_owned(),
+        client_id: client.id.clone(),
+        reason: reason.to_owned(),
+    };
+    s.store().run(cmd, now_ms()).await?;
+    Ok(())
 }
 
-async fn sign_in_or_challenge(
+/// After the password: a new password if it was temporary, then MFA, then tokens.
+pub async fn next_step(
     s: &AppState,
     pool: &Pool,
     client: &Client,
-    params: &BTreeMap<String, String>,
+    key: &str,
+    user: &User,
     flow: &str,
-) -> Result<(
-    Option<p::AuthenticationResultType>,
-    Option<p::ChallengeNameType>,
-    Option<p::Sensitive<String>>,
-    Option<BTreeMap<String, String>>,
-)> {
-    // A user with a temporary password must choose a new one first.
-    if let Some(username) = param(params, "USERNAME") {
-        if let Some((_, user)) = find_user(s, pool, username).await? {
-            if user.status == UserStatus::ForceChangePassword && user.enabled {
-                let password = required(params, "PASSWORD")?;
-                check_secret_hash(s, client, &[username], param(params, "SECRET_HASH"))?;
-                if s.hasher()
-                    .verify(user.password_hash.clone(), password.to_owned())
-                    .await?
-                {
-                    let (c, sess, p) = challenge_new_password(s, pool, client, &user);
-                    return Ok((None, c, sess, p));
-                }
-            }
+) -> Result<Outcome> {
+    if user.status == UserStatus::ForceChangePassword {
+        if user
+            .temporary_password_expires_at
+            .is_some_and(|t| t <= now_ms())
+        {
+            return Err(ApiError::not_authorized(
+                "Temporary password has expired and must be reset by an administrator.",
+            ));
         }
+        let session = ChallengeSession::new(pool, client, key, user, "NEW_PASSWORD_REQUIRED", flow);
+        let mut params = BTreeMap::new();
+        params.insert("USER_ID_FOR_SRP".to_owned(), user.username.clone());
+        let attrs: BTreeMap<&String, &String> = user
+            .attributes
+            .iter()
+            .filter(|(k, _)| k.as_str() != "sub")
+            .collect();
+        params.insert(
+            "userAttributes".to_owned(),
+            serde_json::to_string(&attrs).unwrap_or_default(),
+        );
+        let missing: Vec<String> = pool
+            .schema
+            .iter()
+            .filter(|d| d.required && d.name != "sub" && !user.attributes.contains_key(&d.name))
+            .map(|d| format!("userAttributes.{}", d.name))
+            .collect();
+        params.insert(
+            "requiredAttributes".to_owned(),
+            serde_json::to_string(&missing).unwrap_or_default(),
+        );
+        return Ok(Outcome {
+            challenge: Some(p::ChallengeNameType::NewPasswordRequired),
+            session: Some(p::Sensitive(session.seal(s))),
+            params,
+            ..Default::default()
+        });
     }
-    let result = password_sign_in(s, pool, client, params, flow).await?;
-    Ok((Some(result), None, None, None))
+    if let Some(o) = mfa::challenge_for(s, pool, client, key, user, flow).await? {
+        return Ok(o);
+    }
+    Ok(Outcome::tokens(
+        tokens::start_session(s, pool, client, key, user, flow).await?,
+    ))
 }
 
 pub async fn initiate_auth(
@@ -182,22 +256,13 @@ pub async fn initiate_auth(
                     "USER_PASSWORD_AUTH flow not enabled for this client",
                 ));
             }
-            let (auth, challenge, session, cparams) =
-                sign_in_or_challenge(&s, &pool, &client, &params, flow).await?;
-            Ok(p::InitiateAuthResponse {
-                authentication_result: auth,
-                challenge_name: challenge,
-                session,
-                challenge_parameters: cparams.or_else(|| Some(BTreeMap::new())),
-                available_challenges: None,
-            })
+            Ok(respond_as!(
+                p::InitiateAuthResponse,
+                password_sign_in(&s, &pool, &client, &params, flow).await?
+            ))
         }
         p::AuthFlowType::RefreshTokenAuth | p::AuthFlowType::RefreshToken => {
-            if !refresh_allowed(&client) {
-                return Err(ApiError::invalid(
-                    "REFRESH_TOKEN_AUTH flow not enabled for this client",
-                ));
-            }
+            check_refresh_flow(&client)?;
             let token = required(&params, "REFRESH_TOKEN")?;
             let result = tokens::refresh(
                 &s,
@@ -209,11 +274,10 @@ pub async fn initiate_auth(
                 false,
             )
             .await?;
-            Ok(p::InitiateAuthResponse {
-                authentication_result: Some(result),
-                challenge_parameters: Some(BTreeMap::new()),
-                ..Default::default()
-            })
+            Ok(respond_as!(
+                p::InitiateAuthResponse,
+                Outcome::tokens(result)
+            ))
         }
         p::AuthFlowType::AdminNoSrpAuth | p::AuthFlowType::AdminUserPasswordAuth => {
             Err(ApiError::invalid(
@@ -247,22 +311,13 @@ pub async fn admin_initiate_auth(
             ) {
                 return Err(ApiError::invalid("Auth flow not enabled for this client"));
             }
-            let (auth, challenge, session, cparams) =
-                sign_in_or_challenge(&s, &pool, &client, &params, flow).await?;
-            Ok(p::AdminInitiateAuthResponse {
-                authentication_result: auth,
-                challenge_name: challenge,
-                session,
-                challenge_parameters: cparams.or_else(|| Some(BTreeMap::new())),
-                available_challenges: None,
-            })
+            Ok(respond_as!(
+                p::AdminInitiateAuthResponse,
+                password_sign_in(&s, &pool, &client, &params, flow).await?
+            ))
         }
         p::AuthFlowType::RefreshTokenAuth | p::AuthFlowType::RefreshToken => {
-            if !refresh_allowed(&client) {
-                return Err(ApiError::invalid(
-                    "REFRESH_TOKEN_AUTH flow not enabled for this client",
-                ));
-            }
+            check_refresh_flow(&client)?;
             let token = required(&params, "REFRESH_TOKEN")?;
             let result = tokens::refresh(
                 &s,
@@ -274,17 +329,188 @@ pub async fn admin_initiate_auth(
                 false,
             )
             .await?;
-            Ok(p::AdminInitiateAuthResponse {
-                authentication_result: Some(result),
-                challenge_parameters: Some(BTreeMap::new()),
-                ..Default::default()
-            })
+            Ok(respond_as!(
+                p::AdminInitiateAuthResponse,
+                Outcome::tokens(result)
+            ))
         }
         other => Err(ApiError::invalid(format!(
             "{} is not supported by AdminInitiateAuth in this version of cognate.",
             other.as_str()
         ))),
     }
+}
+
+/// Answers a challenge named in a session.
+async fn respond(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    name: p::ChallengeNameType,
+    session: Option<&str>,
+    responses: &BTreeMap<String, String>,
+) -> Result<Outcome> {
+    let cs = ChallengeSession::open(s, session, &client.id)?;
+    if cs.pool != pool.id {
+        return Err(ApiError::not_authorized(
+            "Invalid session for the user, session is expired.",
+        ));
+    }
+    if name.as_str() != cs.challenge {
+        return Err(ApiError::invalid(format!(
+            "The challenge answered ({}) is not the one asked ({}).",
+            name.as_str(),
+            cs.challenge
+        )));
+    }
+    let (key, user) = {
+        let (pool_id, key) = (pool.id.clone(), cs.user.clone());
+        let u = s.store().read(move |r| r.user(&pool_id, &key)).await?;
+        match u {
+            Some(u) if u.sub == cs.sub => (cs.user.clone(), u),
+            _ => {
+                return Err(ApiError::not_authorized(
+                    "Invalid session for the user, session is expired.",
+                ));
+            }
+        }
+    };
+    let username = responses
+        .get("USERNAME")
+        .cloned()
+        .unwrap_or_else(|| user.username.clone());
+    check_secret_hash(
+        s,
+        client,
+        &[&username, &user.username, &user.sub],
+        param(responses, "SECRET_HASH"),
+    )?;
+    if !user.enabled {
+        return Err(ApiError::not_authorized("User is disabled."));
+    }
+    match name {
+        p::ChallengeNameType::NewPasswordRequired => {
+            if user.status != UserStatus::ForceChangePassword {
+                return Err(ApiError::not_authorized(
+                    "Invalid session for the user, session is expired.",
+                ));
+            }
+            let new_password = required(responses, "NEW_PASSWORD")?;
+            let mut attrs = BTreeMap::new();
+            for (k, v) in responses {
+                if let Some(a) = k.strip_prefix("userAttributes.") {
+                    attrs.insert(a.to_owned(), v.clone());
+                }
+            }
+            cognate_domain::schema::check_attributes(&pool.schema, &attrs, false, true)?;
+            crate::users::check_write_attributes(client, &attrs)?;
+            for d in pool.schema.iter().filter(|d| d.required && d.name != "sub") {
+                if !user.attributes.contains_key(&d.name) && !attrs.contains_key(&d.name) {
+                    return Err(ApiError::invalid(format!(
+                        "Missing required attribute userAttributes.{}",
+                        d.name
+                    )));
+                }
+            }
+            pool.password_policy.check(new_password)?;
+            let hash = s.hasher().hash(new_password.to_owned()).await?;
+            let now = now_ms();
+            if !attrs.is_empty() {
+                let cmd = Command::ChangeAttributes {
+                    pool_id: pool.id.clone(),
+                    username_key: key.clone(),
+                    set: attrs,
+                    removed: vec![],
+                    pending: BTreeMap::new(),
+                };
+                s.store().run(cmd, now).await?;
+            }
+            let cmd = Command::SetPassword {
+                pool_id: pool.id.clone(),
+                username_key: key.clone(),
+                password_hash: hash,
+                permanent: true,
+                expires_at: None,
+            };
+            s.store().run(cmd, now).await?;
+            let user = crate::users::reload(s, pool, &key).await?;
+            next_step(s, pool, client, &key, &user, &cs.flow).await
+        }
+        p::ChallengeNameType::SoftwareTokenMfa
+        | p::ChallengeNameType::SmsMfa
+        | p::ChallengeNameType::EmailOtp => {
+            if let Err(e) = mfa::check_challenge(s, pool, &key, &user, name, responses).await {
+                if e.kind == ErrorKind::CodeMismatch {
+                    record_failure(s, pool, client, &key, "IncorrectMfaCode").await?;
+                }
+                return Err(e);
+            }
+            Ok(Outcome::tokens(
+                tokens::start_session(s, pool, client, &key, &user, &cs.flow).await?,
+            ))
+        }
+        p::ChallengeNameType::SelectMfaType => {
+            let answer = required(responses, "ANSWER")?;
+            mfa::issue_challenge(s, pool, client, &key, &user, answer, &cs.flow).await
+        }
+        p::ChallengeNameType::MfaSetup => {
+            if !user.mfa.totp_verified {
+                return Err(ApiError::invalid(
+                    "Software token MFA is not set up yet: call AssociateSoftwareToken and VerifySoftwareToken with this session first.",
+                ));
+            }
+            Ok(Outcome::tokens(
+                tokens::start_session(s, pool, client, &key, &user, &cs.flow).await?,
+            ))
+        }
+        other => Err(ApiError::invalid(format!(
+            "Challenge {} is not supported by this version of cognate.",
+            other.as_str()
+        ))),
+    }
+}
+
+pub async fn respond_to_auth_challenge(
+    s: AppState,
+    r: p::RespondToAuthChallengeRequest,
+) -> Result<p::RespondToAuthChallengeResponse> {
+    let (client, pool) = client_and_pool(&s, &r.client_id).await?;
+    let responses = r
+        .challenge_responses
+        .map(|x| x.into_inner())
+        .unwrap_or_default();
+    let o = respond(
+        &s,
+        &pool,
+        &client,
+        r.challenge_name,
+        r.session.as_ref().map(|x| x.as_str()),
+        &responses,
+    )
+    .await?;
+    Ok(respond_as!(p::RespondToAuthChallengeResponse, o))
+}
+
+pub async fn admin_respond_to_auth_challenge(
+    s: AppState,
+    r: p::AdminRespondToAuthChallengeRequest,
+) -> Result<p::AdminRespondToAuthChallengeResponse> {
+    let pool = crate::pools::load_pool(&s, &r.user_pool_id).await?;
+    let client = load_client(&s, &r.user_pool_id, &r.client_id).await?;
+    let responses = r
+        .challenge_responses
+        .map(|x| x.into_inner())
+        .unwrap_or_default();
+    let o = respond(
+        &s,
+        &pool,
+        &client,
+        r.challenge_name,
+        r.session.as_ref().map(|x| x.as_str()),
+        &responses,
+    )
+    .await?;
+    Ok(respond_as!(p::AdminRespondToAuthChallengeResponse, o))
 }
 
 pub async fn get_user(s: AppState, r: p::GetUserRequest) -> Result<p::GetUserResponse> {
@@ -294,12 +520,13 @@ pub async fn get_user(s: AppState, r: p::GetUserRequest) -> Result<p::GetUserRes
         .into_iter()
         .filter(|x| readable(&a.client, &x.name))
         .collect();
+    let (mfa_options, preferred_mfa_setting, user_mfa_setting_list) = mfa::mfa_view(&a.user);
     Ok(p::GetUserResponse {
         username: a.user.username.clone(),
         user_attributes: attrs,
-        mfa_options: None,
-        preferred_mfa_setting: None,
-        user_mfa_setting_list: None,
+        mfa_options,
+        preferred_mfa_setting,
+        user_mfa_setting_list,
     })
 }
 

@@ -2,12 +2,17 @@
 //! admin operations, the command handlers and auth flows, token issuing, JWKS and OIDC
 //! discovery, health and metrics, all behind one axum router.
 
+mod admin;
 mod auth;
+mod challenge;
 mod clients;
 pub mod config;
 mod error;
+mod groups;
+mod lifecycle;
 mod messages;
 mod metrics;
+mod mfa;
 mod oidc;
 mod pools;
 mod state;

@@ -46,6 +46,23 @@ pub async fn sign_pair(
     auth_time: Millis,
 ) -> Result<(String, String)> {
     let keys = s.signing_keys(pool)?;
+    let groups = if user.groups.is_empty() {
+        Vec::new()
+    } else {
+        let (pid, names) = (pool.id.clone(), user.groups.clone());
+        s.store()
+            .read(move |r| {
+                let mut v = Vec::new();
+                for n in &names {
+                    if let Some(g) = r.group(&pid, n)? {
+                        v.push(g);
+                    }
+                }
+                Ok(v)
+            })
+            .await?
+    };
+    let (group_names, roles, preferred_role) = crate::groups::claims(&groups);
     let now = now_ms() / 1000;
     let iss = s.config().issuer(&pool.id);
     let event_id = new_sub();
@@ -63,6 +80,10 @@ pub async fn sign_pair(
         "jti": new_sub(),
         "username": user.username,
     });
+    let mut access = access;
+    if !group_names.is_empty() {
+        access["cognito:groups"] = Value::from(group_names.clone());
+    }
     let mut id = Map::new();
     id.insert("sub".into(), Value::from(user.sub.clone()));
     for (k, v) in &user.attributes {
@@ -83,6 +104,15 @@ pub async fn sign_pair(
         ("jti", Value::from(new_sub())),
     ] {
         id.insert(k.into(), v);
+    }
+    if !group_names.is_empty() {
+        id.insert("cognito:groups".into(), Value::from(group_names));
+    }
+    if !roles.is_empty() {
+        id.insert("cognito:roles".into(), Value::from(roles));
+    }
+    if let Some(r) = preferred_role {
+        id.insert("cognito:preferred_role".into(), Value::from(r));
     }
     let id = Value::Object(id);
     let key = keys

@@ -183,6 +183,7 @@ pub fn new_code(
             hash,
             expires_at: now + ttl,
             failed_attempts: 0,
+            attribute: None,
         },
     )
 }
@@ -192,6 +193,7 @@ pub fn purpose_name(p: CodePurpose) -> &'static str {
         CodePurpose::SignUp => "signup",
         CodePurpose::ForgotPassword => "forgot",
         CodePurpose::VerifyAttribute => "verify",
+        CodePurpose::Mfa => "mfa",
     }
 }
 
@@ -321,8 +323,7 @@ pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpRespon
         password_hash: Some(hash),
         created_at: now,
         updated_at: now,
-        code: None,
-        generation: 0,
+        ..Default::default()
     };
     let target = delivery_target(&pool, &user);
     let mut code = None;
@@ -436,6 +437,15 @@ pub async fn resend_confirmation_code(
     })
 }
 
+/// The current state of a user known by key.
+pub async fn reload(s: &AppState, pool: &Pool, key: &str) -> Result<User> {
+    let (pid, k) = (pool.id.clone(), key.to_owned());
+    s.store()
+        .read(move |r| r.user(&pid, &k))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorKind::UserNotFound, "User does not exist."))
+}
+
 /// The user of an admin request, or UserNotFoundException.
 pub async fn admin_user(
     s: &AppState,
@@ -471,6 +481,7 @@ pub async fn admin_get_user(
     r: p::AdminGetUserRequest,
 ) -> Result<p::AdminGetUserResponse> {
     let (_, _, u) = admin_user(&s, &r.user_pool_id, &r.username).await?;
+    let (mfa_options, preferred_mfa_setting, user_mfa_setting_list) = crate::mfa::mfa_view(&u);
     Ok(p::AdminGetUserResponse {
         username: u.username.clone(),
         user_attributes: Some(attributes_list(&u)),
@@ -478,9 +489,9 @@ pub async fn admin_get_user(
         user_last_modified_date: Some(epoch(u.updated_at)),
         enabled: Some(u.enabled),
         user_status: serde_json::from_value(serde_json::Value::from(u.status.name())).ok(),
-        mfa_options: None,
-        preferred_mfa_setting: None,
-        user_mfa_setting_list: None,
+        mfa_options,
+        preferred_mfa_setting,
+        user_mfa_setting_list,
     })
 }
 
@@ -491,14 +502,22 @@ pub async fn admin_set_user_password(
     let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
     pool.password_policy.check(r.password.as_str())?;
     let hash = s.hasher().hash(r.password.expose().clone()).await?;
+    let now = now_ms();
+    let permanent = r.permanent.unwrap_or(false);
     let cmd = Command::SetPassword {
+        expires_at: (!permanent).then(|| temporary_expiry(&pool, now)),
         pool_id: pool.id,
         username_key: key,
         password_hash: hash,
-        permanent: r.permanent.unwrap_or(false),
+        permanent,
     };
-    s.store().run(cmd, now_ms()).await?;
+    s.store().run(cmd, now).await?;
     Ok(p::AdminSetUserPasswordResponse {})
+}
+
+/// When a temporary password set now stops working.
+pub fn temporary_expiry(pool: &Pool, now: Millis) -> Millis {
+    now + i64::from(pool.password_policy.temporary_password_validity_days.max(1)) * 86_400_000
 }
 
 pub async fn admin_delete_user(s: AppState, r: p::AdminDeleteUserRequest) -> Result<p::Empty> {

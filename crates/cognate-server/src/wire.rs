@@ -19,7 +19,17 @@ use tracing::Instrument;
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-use crate::{auth, clients, pools, users};
+use crate::{admin, auth, clients, groups, lifecycle, mfa, pools, users};
+
+tokio::task_local! {
+    /// The admin access key that signed the current request, for event attribution.
+    static ACTOR: Option<String>;
+}
+
+/// Who is acting in the current request: the signing admin access key, if any.
+pub fn actor() -> Option<String> {
+    ACTOR.try_with(|a| a.clone()).ok().flatten()
+}
 
 pub async fn api(
     State(s): State<AppState>,
@@ -105,9 +115,14 @@ async fn handle(
             format!("Request body is larger than the limit of {limit} bytes."),
         )
     })?;
-    if !op.is_unauthenticated() {
-        check_signature(s, method, uri, headers, &bytes)?;
-    }
+    let actor = if op.is_unauthenticated() {
+        None
+    } else {
+        Some(format!(
+            "admin:{}",
+            check_signature(s, method, uri, headers, &bytes)?
+        ))
+    };
     let value: Value = if bytes.is_empty() {
         Value::Object(Default::default())
     } else {
@@ -131,7 +146,7 @@ async fn handle(
     if let Some(c) = value.get("ClientId").and_then(Value::as_str) {
         span.record("client", c);
     }
-    dispatch(s.clone(), op, value).await
+    ACTOR.scope(actor, dispatch(s.clone(), op, value)).await
 }
 
 fn check_signature(
@@ -140,7 +155,7 @@ fn check_signature(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<()> {
+) -> Result<String> {
     let pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| {
@@ -161,7 +176,6 @@ fn check_signature(
     cognate_crypto::sigv4::verify(&req, now, &s.config().region, "cognito-idp", |ak| {
         creds.get(ak).cloned()
     })
-    .map(|_| ())
     .map_err(|e| {
         use cognate_crypto::SigV4Error as E;
         let kind = match e {
@@ -221,6 +235,45 @@ async fn dispatch(s: AppState, op: Operation, value: Value) -> Result<Vec<u8>> {
         O::GlobalSignOut => call(s, value, auth::global_sign_out).await,
         O::RevokeToken => call(s, value, auth::revoke_token).await,
         O::GetTokensFromRefreshToken => call(s, value, auth::get_tokens_from_refresh_token).await,
+        O::RespondToAuthChallenge => call(s, value, auth::respond_to_auth_challenge).await,
+        O::AdminRespondToAuthChallenge => {
+            call(s, value, auth::admin_respond_to_auth_challenge).await
+        }
+        O::ForgotPassword => call(s, value, lifecycle::forgot_password).await,
+        O::ConfirmForgotPassword => call(s, value, lifecycle::confirm_forgot_password).await,
+        O::ChangePassword => call(s, value, lifecycle::change_password).await,
+        O::UpdateUserAttributes => call(s, value, lifecycle::update_user_attributes).await,
+        O::GetUserAttributeVerificationCode => {
+            call(s, value, lifecycle::get_user_attribute_verification_code).await
+        }
+        O::VerifyUserAttribute => call(s, value, lifecycle::verify_user_attribute).await,
+        O::DeleteUserAttributes => call(s, value, lifecycle::delete_user_attributes).await,
+        O::DeleteUser => call(s, value, lifecycle::delete_user).await,
+        O::SetUserSettings => call(s, value, lifecycle::set_user_settings).await,
+        O::AdminCreateUser => call(s, value, admin::admin_create_user).await,
+        O::AdminDisableUser => call(s, value, admin::admin_disable_user).await,
+        O::AdminEnableUser => call(s, value, admin::admin_enable_user).await,
+        O::AdminResetUserPassword => call(s, value, admin::admin_reset_user_password).await,
+        O::AdminUpdateUserAttributes => call(s, value, admin::admin_update_user_attributes).await,
+        O::AdminDeleteUserAttributes => call(s, value, admin::admin_delete_user_attributes).await,
+        O::AdminUserGlobalSignOut => call(s, value, admin::admin_user_global_sign_out).await,
+        O::AdminListUserAuthEvents => call(s, value, admin::admin_list_user_auth_events).await,
+        O::ListUsers => call(s, value, admin::list_users).await,
+        O::CreateGroup => call(s, value, groups::create_group).await,
+        O::GetGroup => call(s, value, groups::get_group).await,
+        O::UpdateGroup => call(s, value, groups::update_group).await,
+        O::DeleteGroup => call(s, value, groups::delete_group).await,
+        O::ListGroups => call(s, value, groups::list_groups).await,
+        O::AdminAddUserToGroup => call(s, value, groups::admin_add_user_to_group).await,
+        O::AdminRemoveUserFromGroup => call(s, value, groups::admin_remove_user_from_group).await,
+        O::AdminListGroupsForUser => call(s, value, groups::admin_list_groups_for_user).await,
+        O::ListUsersInGroup => call(s, value, groups::list_users_in_group).await,
+        O::SetUserPoolMfaConfig => call(s, value, mfa::set_user_pool_mfa_config).await,
+        O::GetUserPoolMfaConfig => call(s, value, mfa::get_user_pool_mfa_config).await,
+        O::AssociateSoftwareToken => call(s, value, mfa::associate_software_token).await,
+        O::VerifySoftwareToken => call(s, value, mfa::verify_software_token).await,
+        O::SetUserMFAPreference => call(s, value, mfa::set_user_mfa_preference).await,
+        O::AdminSetUserMFAPreference => call(s, value, mfa::admin_set_user_mfa_preference).await,
         other => Err(ApiError::new(
             ErrorKind::UnsupportedOperation,
             format!(

@@ -15,7 +15,7 @@ use cognate_domain::event::DecodeError;
 use cognate_domain::{Command, DomainError, Envelope, Millis};
 use redb::{Database, ReadableDatabase};
 
-pub use tables::{Reader, digest_of};
+pub use tables::{Reader, SEARCHABLE, digest_of};
 pub use writer::WriterConfig;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -111,12 +111,32 @@ impl Store {
 
     /// Queues a command for the writer and waits until its events are durable.
     pub async fn execute(&self, command: Command, now: Millis) -> Result<Executed> {
-        self.writer.submit(command, now).await
+        self.writer.submit(command, now, None).await
+    }
+
+    /// `execute`, recording who caused it (an admin access key, a console account).
+    pub async fn execute_as(
+        &self,
+        command: Command,
+        now: Millis,
+        actor: Option<String>,
+    ) -> Result<Executed> {
+        self.writer.submit(command, now, actor).await
     }
 
     /// Like `execute`, but a refusal becomes `Error::Refused`.
     pub async fn run(&self, command: Command, now: Millis) -> Result<Vec<Envelope>> {
         self.execute(command, now).await?.into_result()
+    }
+
+    /// `run`, recording who caused it.
+    pub async fn run_as(
+        &self,
+        command: Command,
+        now: Millis,
+        actor: Option<String>,
+    ) -> Result<Vec<Envelope>> {
+        self.execute_as(command, now, actor).await?.into_result()
     }
 
     /// Runs a read on a blocking thread with a fresh read transaction.

@@ -8,7 +8,7 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use cognate_domain::{Client, Envelope, Pool, Projections, Session, User, View, evolve};
+use cognate_domain::{Client, Envelope, Group, Pool, Projections, Session, User, View, evolve};
 
 use crate::{Error, Result};
 
@@ -28,7 +28,28 @@ pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("session
 /// refresh-token hash → origin jti.
 pub const REFRESH: TableDefinition<&str, &str> = TableDefinition::new("refresh_v1");
 
-const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 4] = [POOLS, CLIENTS, USERS, SESSIONS];
+/// `pool \0 group` → group.
+pub const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups_v1");
+/// `pool \0 group \0 username key` → empty: members of a group.
+pub const GROUP_MEMBERS: TableDefinition<&str, ()> = TableDefinition::new("group_members_v1");
+/// `pool \0 attribute \0 value \0 username key` → empty: ListUsers filters.
+pub const SEARCH: TableDefinition<&str, ()> = TableDefinition::new("search_v1");
+/// `pool \0 aggregate \0 seq (20 digits)` → empty: an aggregate's history.
+pub const HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history_v1");
+
+/// Attributes ListUsers can filter on (besides `username`, `status`, `cognito:user_status`).
+pub const SEARCHABLE: &[&str] = &[
+    "email",
+    "phone_number",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "sub",
+];
+
+const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 5] = [POOLS, CLIENTS, USERS, SESSIONS, GROUPS];
+const UNIT_TABLES: [TableDefinition<&str, ()>; 4] = [POOL_CLIENTS, GROUP_MEMBERS, SEARCH, HISTORY];
 const STR_TABLES: [TableDefinition<&str, &str>; 3] = [SIGN_IN, SUBS, REFRESH];
 
 fn k2(a: &str, b: &str) -> String {
@@ -54,7 +75,9 @@ pub fn ensure(db: &redb::Database) -> Result<()> {
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
     txn.open_table(META)?;
-    txn.open_table(POOL_CLIENTS)?;
+    for t in UNIT_TABLES {
+        txn.open_table(t)?;
+    }
     for t in BYTE_TABLES {
         txn.open_table(t)?;
     }
@@ -79,28 +102,59 @@ pub fn clear_projections(txn: &WriteTransaction) -> Result<()> {
         txn.delete_table(t)?;
         txn.open_table(t)?;
     }
-    txn.delete_table(POOL_CLIENTS)?;
-    txn.open_table(POOL_CLIENTS)?;
+    for t in UNIT_TABLES {
+        txn.delete_table(t)?;
+        txn.open_table(t)?;
+    }
     Ok(())
 }
 
 /// Folds every logged event into the (empty) projections of `txn`.
 pub fn replay(txn: &WriteTransaction) -> Result<u64> {
-    let entries: Vec<Vec<u8>> = {
-        let log = txn.open_table(LOG)?;
-        let mut v = Vec::new();
-        for item in log.iter()? {
-            let (_, bytes) = item?;
-            v.push(bytes.value().to_vec());
-        }
-        v
-    };
+    // The log is only read here, so it stays open while the projections are written;
+    // events stream through one at a time whatever the log's size.
+    let log = txn.open_table(LOG)?;
     let mut p = WriteProjections { txn };
-    for bytes in &entries {
-        let env = Envelope::decode(bytes)?;
-        evolve(&mut p, &env)?;
+    let mut n = 0;
+    for item in log.iter()? {
+        let (_, bytes) = item?;
+        let env = Envelope::decode(bytes.value())?;
+        apply_event(&mut p, &env)?;
+        n += 1;
     }
-    Ok(entries.len() as u64)
+    Ok(n)
+}
+
+/// Folds one event into every projection: the domain's and the store's own history index.
+pub fn apply_event(p: &mut WriteProjections<'_>, env: &Envelope) -> Result<()> {
+    evolve(p, env)?;
+    let key = format!("{}\0{}\0{:020}", env.pool, env.aggregate, env.seq);
+    p.txn.open_table(HISTORY)?.insert(key.as_str(), ())?;
+    Ok(())
+}
+
+/// The ListUsers index entries of a user.
+pub fn search_keys(pool: &Pool, user: &User) -> Vec<String> {
+    let key = pool.fold(&user.username);
+    let mut out = vec![
+        format!("{}\0username\0{}\0{key}", pool.id, key),
+        format!(
+            "{}\0cognito:user_status\0{}\0{key}",
+            pool.id,
+            user.status.name()
+        ),
+        format!(
+            "{}\0status\0{}\0{key}",
+            pool.id,
+            if user.enabled { "Enabled" } else { "Disabled" }
+        ),
+    ];
+    for attr in SEARCHABLE {
+        if let Some(v) = user.attributes.get(*attr).filter(|v| !v.is_empty()) {
+            out.push(format!("{}\0{attr}\0{v}\0{key}", pool.id));
+        }
+    }
+    out
 }
 
 /// SHA-256 over every projection table, key and value in key order.
@@ -126,10 +180,12 @@ pub fn digest_of(txn: &ReadTransaction) -> Result<String> {
             feed(t.name(), k.value().as_bytes(), v.value().as_bytes());
         }
     }
-    let table = txn.open_table(POOL_CLIENTS)?;
-    for item in table.iter()? {
-        let (k, _) = item?;
-        feed(POOL_CLIENTS.name(), k.value().as_bytes(), b"");
+    for t in UNIT_TABLES {
+        let table = txn.open_table(t)?;
+        for item in table.iter()? {
+            let (k, _) = item?;
+            feed(t.name(), k.value().as_bytes(), b"");
+        }
     }
     Ok(hex::encode(ctx.finish().as_ref()))
 }
@@ -143,6 +199,33 @@ fn get_json<T: DeserializeOwned>(
         None => Ok(None),
     }
 }
+/// Username keys of a group's members, in order, after `after`.
+fn members_of(
+    t: &impl ReadableTable<&'static str, ()>,
+    pool: &str,
+    group: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let prefix = format!("{pool}\0{group}\0");
+    let start = format!("{prefix}{}", after.unwrap_or(""));
+    let mut out = Vec::new();
+    for item in t.range(start.as_str()..)? {
+        let (k, _) = item?;
+        let Some(member) = k.value().strip_prefix(prefix.as_str()).map(str::to_owned) else {
+            break;
+        };
+        if Some(member.as_str()) == after {
+            continue;
+        }
+        out.push(member);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 fn get_str(
     t: &impl ReadableTable<&'static str, &'static str>,
     key: &str,
@@ -174,6 +257,18 @@ impl View for WriteProjections<'_> {
     }
     fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
         get_str(&self.txn.open_table(REFRESH)?, hash)
+    }
+    fn group(&self, pool: &str, name: &str) -> Result<Option<Group>> {
+        get_json(&self.txn.open_table(GROUPS)?, &k2(pool, name))
+    }
+    fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
+        members_of(
+            &self.txn.open_table(GROUP_MEMBERS)?,
+            pool,
+            name,
+            None,
+            usize::MAX,
+        )
     }
 }
 
@@ -218,6 +313,28 @@ impl Projections for WriteProjections<'_> {
         self.txn
             .open_table(SIGN_IN)?
             .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        self.txn
+            .open_table(GROUPS)?
+            .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        for t in [GROUP_MEMBERS, SEARCH] {
+            self.txn
+                .open_table(t)?
+                .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        }
+        Ok(())
+    }
+
+    fn put_group(&mut self, g: &Group) -> Result<()> {
+        self.txn
+            .open_table(GROUPS)?
+            .insert(k2(&g.pool_id, &g.name).as_str(), enc(g)?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_group(&mut self, pool: &str, name: &str) -> Result<()> {
+        self.txn
+            .open_table(GROUPS)?
+            .remove(k2(pool, name).as_str())?;
         Ok(())
     }
 
@@ -258,6 +375,22 @@ impl Projections for WriteProjections<'_> {
         for (attr, value) in pool.sign_in_keys(user) {
             sign_in.insert(k3(&pool.id, &attr, &value).as_str(), key.as_str())?;
         }
+        let mut search = self.txn.open_table(SEARCH)?;
+        let mut members = self.txn.open_table(GROUP_MEMBERS)?;
+        if let Some(old) = &old {
+            for k in search_keys(pool, old) {
+                search.remove(k.as_str())?;
+            }
+            for g in &old.groups {
+                members.remove(k3(&pool.id, g, &key).as_str())?;
+            }
+        }
+        for k in search_keys(pool, user) {
+            search.insert(k.as_str(), ())?;
+        }
+        for g in &user.groups {
+            members.insert(k3(&pool.id, g, &key).as_str(), ())?;
+        }
         self.txn
             .open_table(SUBS)?
             .insert(k2(&pool.id, &user.sub).as_str(), key.as_str())?;
@@ -275,6 +408,14 @@ impl Projections for WriteProjections<'_> {
             if get_str(&sign_in, &k)?.as_deref() == Some(key.as_str()) {
                 sign_in.remove(k.as_str())?;
             }
+        }
+        let mut search = self.txn.open_table(SEARCH)?;
+        for k in search_keys(pool, user) {
+            search.remove(k.as_str())?;
+        }
+        let mut members = self.txn.open_table(GROUP_MEMBERS)?;
+        for g in &user.groups {
+            members.remove(k3(&pool.id, g, &key).as_str())?;
         }
         self.txn
             .open_table(SUBS)?
@@ -409,6 +550,122 @@ impl Reader {
         Ok(out)
     }
 
+    /// Groups of a pool in name order after `after`.
+    pub fn groups_of(&self, pool: &str, after: Option<&str>, limit: usize) -> Result<Vec<Group>> {
+        let t = self.bytes(GROUPS)?;
+        let (lo, hi) = under(pool);
+        let start = after.map(|a| k2(pool, a)).unwrap_or_else(|| lo.clone());
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..hi.as_str())? {
+            let (k, v) = item?;
+            if Some(&k.value()[lo.len()..]) == after {
+                continue;
+            }
+            out.push(dec(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Username keys of a group's members after `after`.
+    pub fn members(
+        &self,
+        pool: &str,
+        group: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        members_of(
+            &self.txn.open_table(GROUP_MEMBERS)?,
+            pool,
+            group,
+            after,
+            limit,
+        )
+    }
+
+    /// ListUsers by index: users whose `attr` equals `value` (or starts with it), in
+    /// (value, username key) order, after the opaque position `after`.
+    pub fn search(
+        &self,
+        pool: &str,
+        attr: &str,
+        value: &str,
+        prefix: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<String>)> {
+        let t = self.txn.open_table(SEARCH)?;
+        let base = format!("{pool}\0{attr}\0");
+        let exact = format!("{base}{value}\0");
+        let stem = if prefix {
+            format!("{base}{value}")
+        } else {
+            exact.clone()
+        };
+        let start = after
+            .map(|a| format!("{base}{a}"))
+            .unwrap_or_else(|| stem.clone());
+        let mut users = Vec::new();
+        let mut last = None;
+        for item in t.range(start.as_str()..)? {
+            let (k, _) = item?;
+            let key = k.value();
+            if !key.starts_with(stem.as_str()) {
+                break;
+            }
+            let rest = &key[base.len()..];
+            if Some(rest) == after {
+                continue;
+            }
+            if users.len() >= limit {
+                return Ok((users, last));
+            }
+            let Some((_, username_key)) = rest.rsplit_once('\0') else {
+                continue;
+            };
+            if let Some(u) = self.user(pool, username_key)? {
+                users.push(u);
+            }
+            last = Some(rest.to_owned());
+        }
+        Ok((users, None))
+    }
+
+    /// Events about one aggregate (a user's sub, a client, a pool), newest first, with
+    /// sequence numbers below `before`.
+    pub fn history(
+        &self,
+        pool: &str,
+        aggregate: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>> {
+        let t = self.txn.open_table(HISTORY)?;
+        let log = self.txn.open_table(LOG)?;
+        let lo = format!("{pool}\0{aggregate}\0");
+        let hi = match before {
+            Some(b) => format!("{lo}{b:020}"),
+            None => format!("{pool}\0{aggregate}\u{1}"),
+        };
+        let mut out = Vec::new();
+        for item in t.range(lo.as_str()..hi.as_str())?.rev() {
+            let (k, _) = item?;
+            let Ok(seq) = k.value()[lo.len()..].parse::<u64>() else {
+                continue;
+            };
+            if let Some(bytes) = log.get(seq)? {
+                out.push(Envelope::decode(bytes.value())?);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn event_count(&self) -> Result<u64> {
         Ok(self.txn.open_table(LOG)?.len()?)
     }
@@ -433,5 +690,17 @@ impl View for Reader {
     }
     fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
         get_str(&self.txn.open_table(REFRESH)?, hash)
+    }
+    fn group(&self, pool: &str, name: &str) -> Result<Option<Group>> {
+        get_json(&self.bytes(GROUPS)?, &k2(pool, name))
+    }
+    fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
+        members_of(
+            &self.txn.open_table(GROUP_MEMBERS)?,
+            pool,
+            name,
+            None,
+            usize::MAX,
+        )
     }
 }

@@ -81,8 +81,10 @@ fn user(name: &str, email: &str) -> User {
             hash: format!("h-{name}"),
             expires_at: 1_000_000,
             failed_attempts: 0,
+            attribute: None,
         }),
         generation: 0,
+        ..Default::default()
     }
 }
 
@@ -217,6 +219,7 @@ async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
         hash: "h2".into(),
         expires_at: 100,
         failed_attempts: 0,
+        attribute: None,
     };
     s.run(
         Command::SendCode {
@@ -367,6 +370,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                     username_key: name.clone(),
                     password_hash: format!("h{step}"),
                     permanent: rng.below(2) == 0,
+                    expires_at: None,
                 },
                 5 => Command::DeleteUser {
                     pool_id: p.into(),
@@ -427,6 +431,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                         hash: format!("h-{name}"),
                         expires_at: now + 50,
                         failed_attempts: 0,
+                        attribute: None,
                     },
                 },
             };

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use cognate_domain::command::DecideError;
-use cognate_domain::{Command, Envelope, Event, Millis, decide, evolve};
+use cognate_domain::{Command, Envelope, Event, Millis, decide};
 use redb::{Database, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::tables::{LOG, WriteProjections};
+use crate::tables::{LOG, WriteProjections, apply_event};
 use crate::{Error, Executed, Result, Stats};
 
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,7 @@ impl Default for WriterConfig {
 struct Job {
     command: Command,
     now: Millis,
+    actor: Option<String>,
     reply: oneshot::Sender<Result<Executed>>,
 }
 
@@ -44,12 +45,18 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub async fn submit(&self, command: Command, now: Millis) -> Result<Executed> {
+    pub async fn submit(
+        &self,
+        command: Command,
+        now: Millis,
+        actor: Option<String>,
+    ) -> Result<Executed> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job {
                 command,
                 now,
+                actor,
                 reply,
             })
             .await
@@ -120,7 +127,7 @@ fn apply_batch(db: &Database, batch: &[Job], mut seq: u64) -> Result<(Vec<Result
     let txn = db.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        match apply_one(&txn, &job.command, job.now, &mut seq) {
+        match apply_one(&txn, &job.command, job.now, &job.actor, &mut seq) {
             Ok(r) => results.push(Ok(r)),
             Err(Error::Refused(e)) => results.push(Err(Error::Refused(e))),
             Err(other) => return Err(other),
@@ -134,6 +141,7 @@ fn apply_one(
     txn: &WriteTransaction,
     command: &Command,
     now: Millis,
+    actor: &Option<String>,
     seq: &mut u64,
 ) -> Result<Executed> {
     let mut p = WriteProjections { txn };
@@ -152,11 +160,12 @@ fn apply_one(
             pool,
             aggregate,
             v,
+            actor: actor.clone(),
             event,
         };
         txn.open_table(LOG)?
             .insert(env.seq, env.encode()?.as_slice())?;
-        evolve(&mut p, &env)?;
+        apply_event(&mut p, &env)?;
         events.push(env);
     }
     Ok(Executed {
