@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README and CI run it. Installs what the tests need on a
-# fresh Debian machine (nats-server for the NATS tests), then checks formatting and
-# lints, builds the daemon binary the end-to-end tests spawn, and runs every test.
+# fresh Debian machine (nats-server, Chromium and chromedriver, the Python packages of
+# the SMTP and worker tests; helm and kubernetes-validate via check-k8s.sh), then checks
+# formatting and lints, builds the binaries the end-to-end tests spawn, runs every test,
+# and checks the generated CRDs and the Helm chart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import aiosmtpd, nats' 2>/dev/null; then
+  echo "test.sh: installing aiosmtpd nats-py"
+  python3 -m pip install --quiet aiosmtpd nats-py \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd nats-py
 fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --locked --bin cognate
+cargo build --locked --bin cognate -p cognate-example-workers
 cargo test --workspace --locked -- --test-threads "${COGNATE_TEST_THREADS:-2}"
+cargo run --locked -q -p cognate-crds --bin crdgen -- --check
+scripts/check-k8s.sh

@@ -8,7 +8,7 @@ pub use aws_sdk_cognitoidentityprovider as cip;
 pub use aws_sdk_cognitoidentityprovider::Client;
 pub use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 pub use aws_sdk_cognitoidentityprovider::types::*;
-pub use cognate_testkit::{Daemon, DaemonOptions, unique_suffix};
+pub use cognate_testkit::{Daemon, DaemonOptions, extract_code, unique_suffix};
 pub use serde_json::{Value, json};
 
 use aws_sdk_cognitoidentityprovider::config::retry::RetryConfig;
@@ -395,4 +395,299 @@ pub fn claims(token: &str) -> Value {
         .decode(payload)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+// ---- user lifecycle helpers -------------------------------------------------------------
+
+pub type InitiateAuthResult = Result<
+    cip::operation::initiate_auth::InitiateAuthOutput,
+    SdkError<cip::operation::initiate_auth::InitiateAuthError>,
+>;
+
+pub type RespondResult = Result<
+    cip::operation::respond_to_auth_challenge::RespondToAuthChallengeOutput,
+    SdkError<cip::operation::respond_to_auth_challenge::RespondToAuthChallengeError>,
+>;
+
+/// USER_PASSWORD_AUTH as a raw result (tokens or a challenge or an error).
+pub async fn try_login(
+    c: &Client,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> InitiateAuthResult {
+    c.initiate_auth()
+        .auth_flow(AuthFlowType::UserPasswordAuth)
+        .client_id(client_id)
+        .auth_parameters("USERNAME", username)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+}
+
+/// USER_PASSWORD_AUTH that must end in the challenge `name`; returns (session, parameters).
+pub async fn login_challenge(
+    c: &Client,
+    client_id: &str,
+    username: &str,
+    password: &str,
+    name: ChallengeNameType,
+) -> (String, std::collections::HashMap<String, String>) {
+    let out = try_login(c, client_id, username, password).await.unwrap();
+    assert_eq!(out.challenge_name(), Some(&name), "{out:?}");
+    assert!(out.authentication_result().is_none(), "{out:?}");
+    (
+        out.session().expect("challenge has a session").to_owned(),
+        out.challenge_parameters().cloned().unwrap_or_default(),
+    )
+}
+
+/// RespondToAuthChallenge with the given responses.
+pub async fn respond(
+    c: &Client,
+    client_id: &str,
+    name: ChallengeNameType,
+    session: &str,
+    responses: &[(&str, &str)],
+) -> RespondResult {
+    let mut b = c
+        .respond_to_auth_challenge()
+        .client_id(client_id)
+        .challenge_name(name)
+        .session(session);
+    for (k, v) in responses {
+        b = b.challenge_responses(*k, *v);
+    }
+    b.send().await
+}
+
+/// The tokens of a response that must have them.
+pub fn tokens_of(
+    out: &cip::operation::respond_to_auth_challenge::RespondToAuthChallengeOutput,
+) -> AuthenticationResultType {
+    out.authentication_result()
+        .cloned()
+        .unwrap_or_else(|| panic!("no AuthenticationResult: {out:?}"))
+}
+
+/// A six-digit code that differs from `code`.
+pub fn other_code(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+/// GetUser's attributes as a map.
+pub async fn user_attrs(
+    c: &Client,
+    access_token: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let u = c
+        .get_user()
+        .access_token(access_token)
+        .send()
+        .await
+        .unwrap();
+    u.user_attributes()
+        .iter()
+        .map(|a| {
+            (
+                a.name().to_owned(),
+                a.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// AdminGetUser's attributes as a map.
+pub async fn admin_attrs(
+    c: &Client,
+    pool_id: &str,
+    username: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let u = c
+        .admin_get_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .send()
+        .await
+        .unwrap();
+    u.user_attributes()
+        .iter()
+        .map(|a| {
+            (
+                a.name().to_owned(),
+                a.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// AdminGetUser's status.
+pub async fn admin_status(c: &Client, pool_id: &str, username: &str) -> UserStatusType {
+    c.admin_get_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .send()
+        .await
+        .unwrap()
+        .user_status()
+        .cloned()
+        .unwrap()
+}
+
+/// AdminCreateUser with MessageAction SUPPRESS, a permanent password and the attributes:
+/// a CONFIRMED user without any message.
+pub async fn admin_confirmed_user(
+    c: &Client,
+    pool_id: &str,
+    username: &str,
+    attrs: &[(&str, &str)],
+) {
+    let mut b = c
+        .admin_create_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .message_action(MessageActionType::Suppress);
+    for (k, v) in attrs {
+        b = b.user_attributes(attr(k, v));
+    }
+    b.send().await.unwrap();
+    c.admin_set_user_password()
+        .user_pool_id(pool_id)
+        .username(username)
+        .password(PASSWORD)
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Makes every message the daemon printed before now visible to `Daemon::messages`: a
+/// sentinel invitation is sent and awaited (stdout is ordered). Needs a pool where a
+/// plain username and an `email` attribute are accepted.
+pub async fn flush_messages(d: &Daemon, c: &Client, pool_id: &str) {
+    let name = format!("sentinel-{}", unique_suffix());
+    c.admin_create_user()
+        .user_pool_id(pool_id)
+        .username(&name)
+        .user_attributes(attr("email", &format!("{name}@example.com")))
+        .desired_delivery_mediums(DeliveryMediumType::Email)
+        .send()
+        .await
+        .unwrap();
+    d.wait_message(pool_id, &name, "AdminCreateUser").await;
+}
+
+/// The `n`-th dot-separated part of a JWT decoded as JSON (0 header, 1 payload).
+pub fn jwt_part(token: &str, n: usize) -> Value {
+    let part = token.split('.').nth(n).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+// ---- TOTP (RFC 6238 over RFC 4226) ----------------------------------------------------------
+
+/// RFC 4648 base32 (upper case, padding optional) to bytes.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buf, mut bits, mut out) = (0u64, 0u32, Vec::new());
+    for ch in s.trim_end_matches('=').bytes() {
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == ch.to_ascii_uppercase())
+            .unwrap_or_else(|| panic!("not base32: {s:?}")) as u64;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// HOTP (RFC 4226): HMAC-SHA1 over the counter, dynamic truncation, six digits.
+pub fn hotp(secret: &[u8], counter: u64) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let tag = hmac::sign(&key, &counter.to_be_bytes());
+    let h = tag.as_ref();
+    let off = usize::from(h[19] & 0x0f);
+    let bin = (u32::from(h[off] & 0x7f) << 24)
+        | (u32::from(h[off + 1]) << 16)
+        | (u32::from(h[off + 2]) << 8)
+        | u32::from(h[off + 3]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// The current 30-second TOTP step.
+pub fn totp_step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 30
+}
+
+/// An authenticator app for one secret. It never hands out a step twice: each code is
+/// for the current step or, when that one is used, the next (one step of skew is
+/// accepted), so two sign-ins in one test need no waiting.
+pub struct Totp {
+    pub secret: Vec<u8>,
+    last: Option<u64>,
+}
+
+impl Totp {
+    pub fn new(secret_code: &str) -> Totp {
+        let secret = base32_decode(secret_code);
+        assert!(secret.len() >= 10, "TOTP secret too short: {secret_code}");
+        Totp { secret, last: None }
+    }
+
+    pub fn code_at(&self, step: u64) -> String {
+        hotp(&self.secret, step)
+    }
+
+    /// A fresh code (current step, else the next one).
+    pub fn next_code(&mut self) -> String {
+        let now = totp_step_now();
+        let step = self.last.map_or(now, |l| now.max(l + 1));
+        assert!(
+            step <= now + 1,
+            "no unused TOTP step within the accepted skew"
+        );
+        self.last = Some(step);
+        self.code_at(step)
+    }
+
+    /// A code that matches none of the steps around now.
+    pub fn wrong_code(&self) -> String {
+        let now = totp_step_now();
+        let near: Vec<String> = (now.saturating_sub(2)..=now + 2)
+            .map(|s| self.code_at(s))
+            .collect();
+        (0..)
+            .map(|i| format!("{:06}", (123_456 + i * 7919) % 1_000_000))
+            .find(|c| !near.contains(c))
+            .unwrap()
+    }
+}
+
+#[test]
+fn totp_matches_rfc6238_vectors() {
+    let secret = b"12345678901234567890";
+    for (t, expected) in [
+        (59u64, "287082"),
+        (1111111109, "081804"),
+        (1234567890, "005924"),
+    ] {
+        assert_eq!(hotp(secret, t / 30), expected);
+    }
+    assert_eq!(
+        base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+        secret.to_vec()
+    );
 }

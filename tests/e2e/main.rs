@@ -6,11 +6,21 @@
 
 mod common;
 
+mod admin_users;
 mod auth;
 mod clients;
+mod console;
 mod durability;
+mod groups;
+mod lifecycle;
+mod lockout;
+mod mfa;
+mod nats;
+mod nats_examples;
+mod nats_failures;
 mod ops;
 mod pools;
+mod search;
 mod signup;
 mod sigv4;
 mod tokens;

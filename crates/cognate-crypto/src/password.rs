@@ -87,6 +87,64 @@ struct Inner {
     /// Hash of a random password with the policy's parameters, verified against
     /// when the user does not exist so that case costs the same time.
     dummy: OnceLock<String>,
+    workers: Workers,
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A fixed set of threads, one per permit. Each hash allocates `m_kib` of memory; on
+/// the same few threads the allocator reuses it, where tokio's growing blocking pool
+/// spread it over many thread arenas (hundreds of MiB resident, and page faults on
+/// every hash).
+struct Workers {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Workers {
+    fn start(n: usize) -> Result<Self, PasswordError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| PasswordError::Hash(format!("cannot start hashing thread: {e}")))?;
+        }
+        Ok(Self {
+            tx: std::sync::Mutex::new(tx),
+        })
+    }
+
+    /// Runs `f` on a hashing thread and waits for its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(f());
+        });
+        self.tx
+            .lock()
+            .map_err(|_| PasswordError::Hash("hashing pool poisoned".into()))?
+            .send(job)
+            .map_err(|_| PasswordError::Hash("hashing pool stopped".into()))?;
+        result
+            .await
+            .map_err(|_| PasswordError::Hash("hashing task failed".into()))
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -159,6 +217,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(policy.max_concurrent)),
+                workers: Workers::start(policy.max_concurrent)?,
                 policy,
                 params,
                 waiting: AtomicUsize::new(0),
@@ -196,12 +255,14 @@ impl PasswordHasher {
         let inner = self.inner.clone();
         // The permit moves into the blocking job: if the caller gives up, the slot
         // stays taken until the hash really finishes, so the bound holds.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hash_blocking(&inner.params, password.as_bytes())
-        })
-        .await
-        .map_err(|_| PasswordError::Hash("hashing task failed".into()))?
+        let params = inner.params.clone();
+        inner
+            .workers
+            .run(move || {
+                let _permit = permit;
+                hash_blocking(&params, password.as_bytes())
+            })
+            .await?
     }
 
     /// Verifies `password` against a stored PHC string. `None` means the user does
@@ -214,18 +275,20 @@ impl PasswordHasher {
     ) -> Result<bool, PasswordError> {
         let permit = self.permit().await?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            match phc {
-                Some(phc) => verify_blocking(&phc, password.as_bytes()),
-                None => {
-                    let dummy = inner.dummy_hash()?;
-                    verify_blocking(dummy, password.as_bytes()).map(|_| false)
+        let job_inner = inner.clone();
+        inner
+            .workers
+            .run(move || {
+                let _permit = permit;
+                match phc {
+                    Some(phc) => verify_blocking(&phc, password.as_bytes()),
+                    None => {
+                        let dummy = job_inner.dummy_hash()?;
+                        verify_blocking(dummy, password.as_bytes()).map(|_| false)
+                    }
                 }
-            }
-        })
-        .await
-        .map_err(|_| PasswordError::Hash("verification task failed".into()))?
+            })
+            .await?
     }
 
     /// Callers waiting for a turn right now.

@@ -505,6 +505,7 @@ pub fn decide<V: View>(
                     password_hash: password_hash.clone(),
                     permanent: *permanent,
                     expires_at: *expires_at,
+                    via: None,
                 },
             ))
         }
@@ -587,6 +588,7 @@ pub fn decide<V: View>(
                     password_hash: password_hash.clone(),
                     permanent: true,
                     expires_at: None,
+                    via: Some("forgot_password".into()),
                 },
             ))
         }

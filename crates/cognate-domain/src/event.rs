@@ -80,6 +80,10 @@ pub enum Event {
     GroupUpdated { group: Group },
     #[serde(rename = "group.deleted")]
     GroupDeleted { name: String },
+    /// An outgoing message (code, invitation), sealed with the master key because it
+    /// carries the code; the outbox opens and publishes it.
+    #[serde(rename = "message.queued")]
+    MessageQueued { channel: String, sealed: String },
     #[serde(rename = "user.code_sent")]
     UserCodeSent {
         username_key: String,
@@ -110,6 +114,9 @@ pub enum Event {
         /// For temporary passwords: when they stop working.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<Millis>,
+        /// How it was set: `forgot_password` for ConfirmForgotPassword.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     #[serde(rename = "user.deleted")]
     UserDeleted { username_key: String },
@@ -178,6 +185,7 @@ impl Event {
             Event::UserSignedOutGlobally { .. } => "user.signed_out_globally",
             Event::SessionRefreshed { .. } => "session.refreshed",
             Event::SessionRevoked { .. } => "session.revoked",
+            Event::MessageQueued { .. } => "message.queued",
         }
     }
 
@@ -189,14 +197,41 @@ impl Event {
         }
     }
 
-    /// Public, secret-free events only (for the NATS domain-event stream).
-    pub fn is_secret_free(&self) -> bool {
-        !matches!(
-            self,
-            Event::UserCodeSent { .. }
-                | Event::UserPasswordSet { .. }
-                | Event::SessionRefreshed { .. }
-        )
+    /// The event as published to the domain-event stream: every hash, sealed value,
+    /// code and key removed, whatever the event type.
+    pub fn public_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        scrub(&mut v);
+        v
+    }
+}
+
+/// Field names that hold secrets or their hashes anywhere in an event.
+const SECRET_FIELDS: &[&str] = &[
+    "password_hash",
+    "hash",
+    "refresh_hash",
+    "previous_hash",
+    "new_refresh_hash",
+    "presented_hash",
+    "totp_secret",
+    "sealed",
+    "sealed_pkcs8",
+    "secret_sealed",
+    "keys",
+    "code",
+    "challenge_code",
+    "code_sends",
+];
+
+fn scrub(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !SECRET_FIELDS.contains(&k.as_str()));
+            map.values_mut().for_each(scrub);
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        _ => {}
     }
 }
 
@@ -258,8 +293,8 @@ fn upcast(ty: &str, mut v: u32, data: &mut Value) {
     while v < Event::version_of(ty) {
         if let ("user.signed_up", 1) = (ty, v) {
             // v1 kept attributes as a list of {Name, Value} pairs and had no client id.
-            if let Some(user) = data.get_mut("user") {
-                if let Some(Value::Array(list)) = user.get("attributes").cloned() {
+            if let Some(user) = data.get_mut("user")
+                && let Some(Value::Array(list)) = user.get("attributes").cloned() {
                     let map: serde_json::Map<String, Value> = list
                         .into_iter()
                         .filter_map(|p| {
@@ -270,7 +305,6 @@ fn upcast(ty: &str, mut v: u32, data: &mut Value) {
                         .collect();
                     user["attributes"] = Value::Object(map);
                 }
-            }
             if data.get("client_id").is_none() {
                 data["client_id"] = Value::Null;
             }
@@ -306,9 +340,11 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserEnabled { username_key } => {
             update_user(p, pool_id, username_key, at, |u| u.enabled = true)?
         }
-        Event::UserDisabled { username_key } => {
-            update_user(p, pool_id, username_key, at, |u| u.enabled = false)?
-        }
+        // As in Cognito, disabling revokes every token; enabling does not bring them back.
+        Event::UserDisabled { username_key } => update_user(p, pool_id, username_key, at, |u| {
+            u.enabled = false;
+            u.generation += 1;
+        })?,
         Event::UserPasswordResetRequired { username_key } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.status = UserStatus::ResetRequired
@@ -382,11 +418,10 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             p.delete_group(pool_id, name)?;
         }
         Event::UserDeleted { username_key } => {
-            if let Some(pool) = p.pool(pool_id)? {
-                if let Some(user) = p.user(pool_id, username_key)? {
+            if let Some(pool) = p.pool(pool_id)?
+                && let Some(user) = p.user(pool_id, username_key)? {
                     p.delete_user(&pool, &user)?;
                 }
-            }
         }
         Event::SessionRefreshed {
             origin_jti,
@@ -401,6 +436,7 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
                 p.put_session(&s)?;
             }
         }
+        Event::MessageQueued { .. } => {}
         Event::SessionRevoked { origin_jti } => {
             if let Some(mut s) = p.session(origin_jti)? {
                 s.revoked = true;
@@ -472,6 +508,7 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             password_hash,
             permanent,
             expires_at,
+            ..
         } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.password_hash = Some(password_hash.clone());
@@ -576,5 +613,26 @@ mod tests {
             Envelope::decode(newer.as_bytes()),
             Err(DecodeError::TooNew(_, 9))
         ));
+    }
+}
+
+#[cfg(test)]
+mod public_tests {
+    use super::*;
+
+    #[test]
+    fn public_json_drops_every_secret() {
+        let e = Event::UserPasswordSet {
+            username_key: "bob".into(),
+            password_hash: "$argon2id$secret".into(),
+            permanent: true,
+            expires_at: None,
+            via: None,
+        };
+        let v = e.public_json().to_string();
+        assert!(!v.contains("argon2id"), "{v}");
+        assert!(v.contains("\"username_key\":\"bob\""), "{v}");
+        let m = Event::MessageQueued { channel: "email".into(), sealed: "v1:abc".into() };
+        assert!(!m.public_json().to_string().contains("v1:abc"));
     }
 }

@@ -128,22 +128,20 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
     match def.data_type {
         DataType::String => {
             let n = value.chars().count() as u32;
-            if let Some(max) = def.max_length {
-                if n > max {
+            if let Some(max) = def.max_length
+                && n > max {
                     return Err(fail(
                         &def.name,
                         &format!("String must be no longer than {max} characters"),
                     ));
                 }
-            }
-            if let Some(min) = def.min_length {
-                if n < min {
+            if let Some(min) = def.min_length
+                && n < min {
                     return Err(fail(
                         &def.name,
                         &format!("String must be no shorter than {min} characters"),
                     ));
                 }
-            }
             match def.name.as_str() {
                 "email" if !value.is_empty() && !valid_email(value) => {
                     return Err(DomainError::invalid("Invalid email address format."));
@@ -166,22 +164,20 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
             let n: f64 = value
                 .parse()
                 .map_err(|_| fail(&def.name, "Number is not a valid number"))?;
-            if let Some(min) = def.min_value {
-                if n < min as f64 {
+            if let Some(min) = def.min_value
+                && n < min as f64 {
                     return Err(fail(
                         &def.name,
                         &format!("Number must be no less than {min}"),
                     ));
                 }
-            }
-            if let Some(max) = def.max_value {
-                if n > max as f64 {
+            if let Some(max) = def.max_value
+                && n > max as f64 {
                     return Err(fail(
                         &def.name,
                         &format!("Number must be no greater than {max}"),
                     ));
                 }
-            }
         }
         DataType::Boolean => {
             if value != "true" && value != "false" {

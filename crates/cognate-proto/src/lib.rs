@@ -2,8 +2,10 @@
 //! operation names and the exception vocabulary, generated from botocore's service model
 //! (`model.rs`), plus the small hand-written pieces around it.
 
+pub mod messages;
 mod model;
 mod sensitive;
+pub mod triggers;
 pub mod validate;
 
 pub use model::*;

@@ -111,8 +111,10 @@ pub fn check_max_items(n: usize, max: usize, path: &str, errs: &mut Vec<String>)
 }
 
 pub fn check_pattern(v: &str, idx: usize, path: &str, errs: &mut Vec<String>) {
-    if let Some(Some(re)) = COMPILED.get(idx) {
-        if !re.is_match(v) {
+    if let Some(Some(re)) = COMPILED.get(idx)
+        && !re.is_match(v)
+    {
+        {
             let shown = PATTERNS[idx]
                 .strip_prefix("^(?:")
                 .and_then(|p| p.strip_suffix(")$"))
@@ -150,7 +152,7 @@ mod tests {
 
         let bad = SignUpRequest {
             client_id: String::new(),
-            username: "a".repeat(200).into(),
+            username: "a".repeat(200),
             password: Some(Sensitive::from("has space")),
             user_attributes: Some(vec![AttributeType {
                 name: "x".repeat(40),

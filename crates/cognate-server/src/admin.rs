@@ -13,9 +13,9 @@ use crate::error::{ApiError, Result};
 use crate::lifecycle::{
     FORGOT_CODE_TTL_MS, apply_plan, check_removable, plan_update, recovery_target,
 };
-use crate::messages::{Message, render};
+use crate::messages::Message;
 use crate::state::AppState;
-use crate::users::{admin_user, attributes_list, attributes_map, new_code, send_verification};
+use crate::users::{admin_user, attributes_list, attributes_map, new_code, verification_message};
 use crate::util::{epoch, get_setting, new_sub, now_ms};
 use crate::wire::actor;
 
@@ -56,16 +56,19 @@ pub fn generate_password(pool: &Pool) -> String {
     pw
 }
 
-fn send_invitation(
+/// The invitation messages for a new user (or a RESEND), by the requested mediums.
+async fn invitations(
     s: &AppState,
     pool: &Pool,
     user: &User,
     password: &str,
     mediums: &[String],
-) -> Result<()> {
+) -> Result<Vec<Message>> {
     let cfg: p::AdminCreateUserConfigType =
         get_setting(&pool.settings, "AdminCreateUserConfig").unwrap_or_default();
     let tpl = cfg.invite_message_template.unwrap_or_default();
+    let default_body = "Your username is {username} and temporary password is {####}. ";
+    let mut out = Vec::new();
     for medium in mediums {
         let (attr, channel) = if medium == "EMAIL" {
             ("email", "email")
@@ -84,30 +87,30 @@ fn send_invitation(
                         .clone()
                         .unwrap_or_else(|| "Your temporary password".into()),
                 ),
-                tpl.email_message.clone().unwrap_or_else(|| {
-                    "Your username is {username} and temporary password is {####}. ".into()
-                }),
+                tpl.email_message
+                    .clone()
+                    .unwrap_or_else(|| default_body.into()),
             )
         } else {
             (
                 None,
-                tpl.sms_message.clone().unwrap_or_else(|| {
-                    "Your username is {username} and temporary password is {####}. ".into()
-                }),
+                tpl.sms_message
+                    .clone()
+                    .unwrap_or_else(|| default_body.into()),
             )
         };
-        s.sink().send(&Message {
-            message_id: new_sub(),
-            pool_id: pool.id.clone(),
-            username: user.username.clone(),
-            channel: channel.into(),
-            destination: dest,
+        let draft = crate::messages::Draft {
+            kind: "AdminCreateUser",
+            source: "AdminCreateUser",
+            channel,
+            destination: &dest,
             subject,
-            body: render(&body, password, &user.username),
-            kind: "AdminCreateUser".into(),
-        });
+            body,
+            code: password,
+        };
+        out.push(crate::messages::build(s, pool, user, None, draft).await?);
     }
-    Ok(())
+    Ok(out)
 }
 
 pub async fn admin_create_user(
@@ -134,7 +137,7 @@ pub async fn admin_create_user(
         let (pool, key, user) = admin_user(&s, &r.user_pool_id, &r.username).await?;
         if user.status != UserStatus::ForceChangePassword {
             return Err(ApiError::new(
-                ErrorKind::UnsupportedOperation,
+                ErrorKind::UnsupportedUserState,
                 format!(
                     "Resend not possible. {} status is not FORCE_CHANGE_PASSWORD",
                     user.username
@@ -149,9 +152,15 @@ pub async fn admin_create_user(
             permanent: false,
             expires_at: Some(crate::users::temporary_expiry(&pool, now)),
         };
-        s.store().run_as(cmd, now, actor()).await?;
-        let mediums = default_mediums(&requested, &user);
-        send_invitation(&s, &pool, &user, &password, &mediums)?;
+        let messages = invitations(
+            &s,
+            &pool,
+            &user,
+            &password,
+            &default_mediums(&requested, &user),
+        )
+        .await?;
+        s.commit(cmd, now, actor(), messages).await?.into_result()?;
         let user = crate::users::reload(&s, &pool, &key).await?;
         return Ok(p::AdminCreateUserResponse {
             user: Some(user_type(&user, None)),
@@ -179,6 +188,28 @@ pub async fn admin_create_user(
         r.username.clone()
     };
     schema::check_attributes(&pool.schema, &attributes, true, false)?;
+    // PreSignUp (AdminCreateUser source) may refuse or mark contacts verified.
+    let request = serde_json::json!({
+        "userAttributes": serde_json::to_value(&attributes).unwrap_or_default(),
+        "validationData": crate::triggers::attribute_list_value(&r.validation_data),
+        "clientMetadata": crate::triggers::metadata(&r.client_metadata),
+    });
+    let reply = crate::triggers::call(
+        &s,
+        &pool,
+        cognate_proto::triggers::Trigger::PreSignUp,
+        "PreSignUp_AdminCreateUser",
+        &username,
+        None,
+        request,
+    )
+    .await?;
+    if crate::triggers::flag(&reply, "autoVerifyEmail") && attributes.contains_key("email") {
+        attributes.insert("email_verified".into(), "true".into());
+    }
+    if crate::triggers::flag(&reply, "autoVerifyPhone") && attributes.contains_key("phone_number") {
+        attributes.insert("phone_number_verified".into(), "true".into());
+    }
     attributes.insert("sub".into(), sub.clone());
     let hash = s.hasher().hash(password.clone()).await?;
     let user = User {
@@ -193,20 +224,23 @@ pub async fn admin_create_user(
         temporary_password_expires_at: Some(crate::users::temporary_expiry(&pool, now)),
         ..Default::default()
     };
-    s.store()
-        .run_as(
-            Command::CreateUser {
-                pool_id: pool.id.clone(),
-                user: user.clone(),
-            },
-            now,
-            actor(),
+    let messages = if r.message_action == Some(p::MessageActionType::Suppress) {
+        Vec::new()
+    } else {
+        invitations(
+            &s,
+            &pool,
+            &user,
+            &password,
+            &default_mediums(&requested, &user),
         )
-        .await?;
-    if r.message_action != Some(p::MessageActionType::Suppress) {
-        let mediums = default_mediums(&requested, &user);
-        send_invitation(&s, &pool, &user, &password, &mediums)?;
-    }
+        .await?
+    };
+    let cmd = Command::CreateUser {
+        pool_id: pool.id.clone(),
+        user: user.clone(),
+    };
+    s.commit(cmd, now, actor(), messages).await?.into_result()?;
     Ok(p::AdminCreateUserResponse {
         user: Some(user_type(&user, None)),
     })
@@ -284,20 +318,19 @@ pub async fn admin_reset_user_password(
         plain = Some(p);
         pending
     });
-    s.store()
-        .run_as(
-            Command::RequireReset {
-                pool_id: pool.id.clone(),
-                username_key: key,
-                code,
-            },
-            now,
-            actor(),
-        )
-        .await?;
-    if let (Some((attr, dest)), Some(code)) = (target, plain) {
-        send_verification(&s, &pool, &user, attr, &dest, &code, "ForgotPassword");
+    let mut messages = Vec::new();
+    if let (Some((attr, dest)), Some(code)) = (&target, &plain) {
+        messages.push(
+            verification_message(&s, &pool, &user, None, attr, dest, code, "ForgotPassword")
+                .await?,
+        );
     }
+    let cmd = Command::RequireReset {
+        pool_id: pool.id.clone(),
+        username_key: key,
+        code,
+    };
+    s.commit(cmd, now, actor(), messages).await?.into_result()?;
     Ok(p::AdminResetUserPasswordResponse {})
 }
 

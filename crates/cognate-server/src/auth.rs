@@ -89,6 +89,8 @@ trait FromOutcome {
 macro_rules! from_outcome {
     ($($ty:ty),*) => {$(
         impl FromOutcome for $ty {
+            // Some responses have more fields than others; the update fills those.
+            #[allow(clippy::needless_update)]
             fn from_outcome(o: Outcome) -> Self {
                 Self {
                     authentication_result: o.result,
@@ -120,7 +122,19 @@ async fn password_sign_in(
     let username = required(params, "USERNAME")?;
     let password = required(params, "PASSWORD")?;
     check_secret_hash(s, client, &[username], param(params, "SECRET_HASH"))?;
-    let found = find_user(s, pool, username).await?;
+    let mut found = find_user(s, pool, username).await?;
+    if found.is_none() {
+        // UserMigration: a worker may look the user up elsewhere and bring them over.
+        found = crate::users::migrate_user(
+            s,
+            pool,
+            client,
+            username,
+            Some(password),
+            "UserMigration_Authentication",
+        )
+        .await?;
+    }
     let Some((key, user)) = found else {
         // Same work as for a real user, so timing does not reveal who exists.
         s.hasher().verify(None, password.to_owned()).await?;
@@ -134,6 +148,21 @@ async fn password_sign_in(
     if user.locked_until > now_ms() {
         return Err(ApiError::not_authorized("Password attempts exceeded"));
     }
+    let request = serde_json::json!({
+        "userAttributes": crate::triggers::user_attributes(&user),
+        "validationData": {},
+        "userNotFound": false,
+    });
+    crate::triggers::call(
+        s,
+        pool,
+        cognate_proto::triggers::Trigger::PreAuthentication,
+        "PreAuthentication_Authentication",
+        &user.username,
+        Some(&client.id),
+        request,
+    )
+    .await?;
     let ok = s
         .hasher()
         .verify(user.password_hash.clone(), password.to_owned())

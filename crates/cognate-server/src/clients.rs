@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cognate_domain::state::TimeUnit;
-use cognate_domain::{Client, Command, ErrorKind, View};
+use cognate_domain::{Client, Command, ErrorKind};
 use cognate_proto as p;
 use cognate_proto::Sensitive;
 
@@ -279,8 +279,7 @@ macro_rules! settings_of {
 }
 
 pub async fn load_client(s: &AppState, pool_id: &str, client_id: &str) -> Result<Client> {
-    let id = client_id.to_owned();
-    match s.store().read(move |r| r.client(&id)).await? {
+    match s.client(client_id).await? {
         Some(c) if c.pool_id == pool_id => Ok(c),
         _ => Err(ApiError::new(
             ErrorKind::ResourceNotFound,

@@ -7,6 +7,7 @@ mod auth;
 mod challenge;
 mod clients;
 pub mod config;
+pub mod console;
 mod error;
 mod groups;
 mod lifecycle;
@@ -14,9 +15,11 @@ mod messages;
 mod metrics;
 mod mfa;
 mod oidc;
+pub mod outbox;
 mod pools;
 mod state;
 mod tokens;
+pub mod triggers;
 mod users;
 mod util;
 mod wire;
@@ -46,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             get(oidc::discovery),
         )
         .layer(cors)
+        .merge(console::router(state.clone()))
         .with_state(state)
 }
 

@@ -12,7 +12,7 @@ use crate::error::{ApiError, Result};
 use crate::state::AppState;
 use crate::users::{
     attributes_map, check_secret_hash, check_write_attributes, client_and_pool, delivery_details,
-    find_user, new_code, purpose_name, send_verification,
+    find_user, new_code, purpose_name, verification_message,
 };
 use crate::util::now_ms;
 
@@ -72,7 +72,19 @@ pub async fn forgot_password(
         &[&r.username],
         r.secret_hash.as_ref().map(|x| x.as_str()),
     )?;
-    let Some((key, user)) = find_user(&s, &pool, &r.username).await? else {
+    let mut found = find_user(&s, &pool, &r.username).await?;
+    if found.is_none() {
+        found = crate::users::migrate_user(
+            &s,
+            &pool,
+            &client,
+            &r.username,
+            None,
+            "UserMigration_ForgotPassword",
+        )
+        .await?;
+    }
+    let Some((key, user)) = found else {
         if client.prevent_user_existence_errors {
             // A plausible answer, so the call does not reveal that the user is unknown.
             let fake = if schema::valid_phone(&r.username) {
@@ -104,17 +116,25 @@ pub async fn forgot_password(
         FORGOT_CODE_TTL_MS,
     );
     pending.attribute = Some(attr.to_owned());
-    s.store()
-        .run(
-            Command::SendCode {
-                pool_id: pool.id.clone(),
-                username_key: key,
-                code: pending,
-            },
-            now,
-        )
-        .await?;
-    send_verification(&s, &pool, &user, attr, &dest, &plain, "ForgotPassword");
+    let message = verification_message(
+        &s,
+        &pool,
+        &user,
+        Some(&client.id),
+        attr,
+        &dest,
+        &plain,
+        "ForgotPassword",
+    )
+    .await?;
+    let cmd = Command::SendCode {
+        pool_id: pool.id.clone(),
+        username_key: key,
+        code: pending,
+    };
+    s.commit(cmd, now, None, vec![message])
+        .await?
+        .into_result()?;
     Ok(p::ForgotPasswordResponse {
         code_delivery_details: Some(delivery_details(attr, &dest)),
     })
@@ -321,29 +341,15 @@ async fn send_attribute_code(
         VERIFY_CODE_TTL_MS,
     );
     pending.attribute = Some(attr.to_owned());
-    s.store()
-        .run(
-            Command::SendCode {
-                pool_id: pool.id.clone(),
-                username_key: key.to_owned(),
-                code: pending,
-            },
-            now,
-        )
-        .await?;
-    send_verification(
-        s,
-        pool,
-        user,
-        attr,
-        dest,
-        &plain,
-        if kind == "UpdateUserAttribute" {
-            "VerifyUserAttribute"
-        } else {
-            kind
-        },
-    );
+    let message = verification_message(s, pool, user, None, attr, dest, &plain, kind).await?;
+    let cmd = Command::SendCode {
+        pool_id: pool.id.clone(),
+        username_key: key.to_owned(),
+        code: pending,
+    };
+    s.commit(cmd, now, None, vec![message])
+        .await?
+        .into_result()?;
     Ok(delivery_details(attr, dest))
 }
 

@@ -39,6 +39,9 @@ pub struct Metrics {
     hash_in_flight: Gauge,
     log_seq: Gauge,
     batches: Family<Bucket, Gauge>,
+    outbox_events_behind: Gauge,
+    outbox_seconds_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
+    outbox_published: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -87,6 +90,24 @@ impl Default for Metrics {
             "Committed write batches by number of commands",
             batches.clone(),
         );
+        let outbox_events_behind = Gauge::default();
+        let outbox_seconds_behind = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let outbox_published = Gauge::default();
+        registry.register(
+            "cognate_outbox_events_behind",
+            "Logged events not yet acknowledged by JetStream",
+            outbox_events_behind.clone(),
+        );
+        registry.register(
+            "cognate_outbox_seconds_behind",
+            "Age of the oldest event not yet acknowledged by JetStream",
+            outbox_seconds_behind.clone(),
+        );
+        registry.register(
+            "cognate_outbox_published",
+            "Publications acknowledged by JetStream since start",
+            outbox_published.clone(),
+        );
         Self {
             registry,
             requests,
@@ -95,6 +116,9 @@ impl Default for Metrics {
             hash_in_flight,
             log_seq,
             batches,
+            outbox_events_behind,
+            outbox_seconds_behind,
+            outbox_published,
         }
     }
 }
@@ -129,6 +153,11 @@ pub async fn scrape(State(s): State<AppState>) -> impl IntoResponse {
                 size: (*name).to_owned(),
             })
             .set(stats.batch_sizes[i].load(Ordering::Relaxed) as i64);
+    }
+    if let Some(o) = s.outbox_stats() {
+        m.outbox_events_behind.set(o.events_behind() as i64);
+        m.outbox_seconds_behind.set(o.seconds_behind());
+        m.outbox_published.set(o.published() as i64);
     }
     let mut out = String::new();
     if encode(&mut out, &m.registry).is_err() {

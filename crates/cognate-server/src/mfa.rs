@@ -11,10 +11,9 @@ use cognate_proto as p;
 use crate::auth::Outcome;
 use crate::challenge::ChallengeSession;
 use crate::error::{ApiError, Result};
-use crate::messages::{Message, render};
 use crate::state::AppState;
 use crate::users::{admin_user, new_code};
-use crate::util::{get_setting, mask_email, mask_phone, new_sub, now_ms, put_setting};
+use crate::util::{get_setting, mask_email, mask_phone, now_ms, put_setting};
 
 const MFA_CODE_TTL_MS: i64 = 3 * 60 * 1000;
 
@@ -156,7 +155,6 @@ pub async fn issue_challenge(
                 username_key: key.to_owned(),
                 code: pending,
             };
-            s.store().run(cmd, now).await?;
             let (subject, template) = if name == "SMS_MFA" {
                 let t: Option<String> = get_setting(&pool.settings, "SmsAuthenticationMessage");
                 (
@@ -172,16 +170,19 @@ pub async fn issue_challenge(
                         .unwrap_or_else(|| "Your sign-in code is {####}. ".into()),
                 )
             };
-            s.sink().send(&Message {
-                message_id: new_sub(),
-                pool_id: pool.id.clone(),
-                username: user.username.clone(),
-                channel: channel.to_owned(),
-                destination: dest.clone(),
+            let draft = crate::messages::Draft {
+                kind: "Authentication",
+                source: "Authentication",
+                channel,
+                destination: &dest,
                 subject,
-                body: render(&template, &plain, &user.username),
-                kind: "Authentication".into(),
-            });
+                body: template,
+                code: &plain,
+            };
+            let message = crate::messages::build(s, pool, user, Some(&client.id), draft).await?;
+            s.commit(cmd, now, None, vec![message])
+                .await?
+                .into_result()?;
             let (medium, masked) = if name == "SMS_MFA" {
                 ("SMS", mask_phone(&dest))
             } else {

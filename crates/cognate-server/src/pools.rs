@@ -55,25 +55,23 @@ pub fn attribute_def(a: &p::SchemaAttributeType) -> Result<AttributeDef> {
         ),
         None => (None, None),
     };
-    if let (Some(lo), Some(hi)) = (min_length, max_length) {
-        if lo > hi {
+    if let (Some(lo), Some(hi)) = (min_length, max_length)
+        && lo > hi {
             return Err(ApiError::invalid(format!(
                 "MinLength of {name} is greater than its MaxLength."
             )));
         }
-    }
     if max_length.is_some_and(|m| m > 2048) || min_length.is_some_and(|m| m < 0) {
         return Err(ApiError::invalid(format!(
             "String constraints of {name} must lie between 0 and 2048."
         )));
     }
-    if let (Some(lo), Some(hi)) = (min_value, max_value) {
-        if lo > hi {
+    if let (Some(lo), Some(hi)) = (min_value, max_value)
+        && lo > hi {
             return Err(ApiError::invalid(format!(
                 "MinValue of {name} is greater than its MaxValue."
             )));
         }
-    }
     let standard = schema::standard_default(&name);
     Ok(AttributeDef {
         developer_only: a.developer_only_attribute.unwrap_or(false),
@@ -176,15 +174,14 @@ fn apply_mutable(pool: &mut Pool, m: Mutable<'_>) -> Result<()> {
         .collect();
     pool.mfa_configuration = m.mfa.map(|x| x.as_str()).unwrap_or("OFF").to_owned();
     pool.lambda_config = BTreeMap::new();
-    if let Some(lc) = m.lambda_config {
-        if let Ok(Value::Object(map)) = serde_json::to_value(lc) {
+    if let Some(lc) = m.lambda_config
+        && let Ok(Value::Object(map)) = serde_json::to_value(lc) {
             for (k, v) in map {
                 if let (Some(arn), false) = (v.as_str(), k == "KMSKeyID") {
                     pool.lambda_config.insert(k, arn.to_owned());
                 }
             }
         }
-    }
     pool.settings = m.opaque;
     Ok(())
 }
@@ -374,8 +371,7 @@ fn wire_enums<T: serde::de::DeserializeOwned>(v: &[String]) -> Option<Vec<T>> {
 }
 
 pub async fn load_pool(s: &AppState, pool_id: &str) -> Result<Pool> {
-    let id = pool_id.to_owned();
-    s.store().read(move |r| r.pool(&id)).await?.ok_or_else(|| {
+    s.pool(pool_id).await?.ok_or_else(|| {
         ApiError::new(
             cognate_domain::ErrorKind::ResourceNotFound,
             format!("User pool {pool_id} does not exist."),

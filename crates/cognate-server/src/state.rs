@@ -4,13 +4,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use cognate_bus::Bus;
+use cognate_bus::outbox::OutboxStats;
 use cognate_crypto::{Keyring, PasswordHasher, SigningKey};
-use cognate_domain::Pool;
+use cognate_domain::{Client, Command, Millis, Pool};
 use cognate_store::Store;
+use cognate_store::{Executed, QueuedMessage};
 
 use crate::config::Config;
 use crate::error::{ApiError, Result};
-use crate::messages::MessageSink;
+use crate::messages::{Message, MessageSink};
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -24,6 +27,12 @@ struct Inner {
     sink: Arc<dyn MessageSink>,
     metrics: Metrics,
     keys: RwLock<HashMap<String, Arc<Vec<SigningKey>>>>,
+    /// Decoded pools and clients by id, with the store's config version they were read
+    /// at: every request needs them, and they change rarely.
+    pools: RwLock<HashMap<String, (u64, Pool)>>,
+    clients: RwLock<HashMap<String, (u64, Client)>>,
+    bus: Option<Bus>,
+    outbox: Option<Arc<OutboxStats>>,
 }
 
 impl AppState {
@@ -32,6 +41,19 @@ impl AppState {
         store: Store,
         keyring: Keyring,
         sink: Arc<dyn MessageSink>,
+    ) -> Result<Self, String> {
+        Self::with_bus(config, store, keyring, sink, None, None)
+    }
+
+    /// With NATS: triggers are called over `bus`, and messages go out through the outbox
+    /// (whose counters `outbox` are) instead of `sink`.
+    pub fn with_bus(
+        config: Config,
+        store: Store,
+        keyring: Keyring,
+        sink: Arc<dyn MessageSink>,
+        bus: Option<Bus>,
+        outbox: Option<Arc<OutboxStats>>,
     ) -> Result<Self, String> {
         let hasher = PasswordHasher::new(config.hash_policy.clone()).map_err(|e| e.to_string())?;
         Ok(Self(Arc::new(Inner {
@@ -42,7 +64,49 @@ impl AppState {
             sink,
             metrics: Metrics::default(),
             keys: RwLock::new(HashMap::new()),
+            pools: RwLock::new(HashMap::new()),
+            clients: RwLock::new(HashMap::new()),
+            bus,
+            outbox,
         })))
+    }
+
+    pub fn bus(&self) -> Option<&Bus> {
+        self.0.bus.as_ref()
+    }
+
+    pub fn outbox_stats(&self) -> Option<&Arc<OutboxStats>> {
+        self.0.outbox.as_ref()
+    }
+
+    /// Runs a command together with the messages it sends: they are sealed into the log
+    /// in the same transaction, and, without NATS, handed to the local sink once durable.
+    pub async fn commit(
+        &self,
+        command: Command,
+        now: Millis,
+        actor: Option<String>,
+        messages: Vec<Message>,
+    ) -> Result<Executed> {
+        let sealed = messages
+            .iter()
+            .map(|m| QueuedMessage {
+                channel: m.channel.clone(),
+                sealed: self
+                    .keyring()
+                    .seal(&serde_json::to_vec(m).unwrap_or_default()),
+            })
+            .collect();
+        let executed = self
+            .store()
+            .execute_with(command, now, actor, sealed)
+            .await?;
+        if executed.refusal.is_none() && self.bus().is_none() {
+            for m in &messages {
+                self.sink().send(m);
+            }
+        }
+        Ok(executed)
     }
 
     pub fn config(&self) -> &Config {
@@ -66,11 +130,10 @@ impl AppState {
 
     /// The pool's signing keys, opened with the master key once and cached.
     pub fn signing_keys(&self, pool: &Pool) -> Result<Arc<Vec<SigningKey>>> {
-        if let Ok(cache) = self.0.keys.read() {
-            if let Some(k) = cache.get(&pool.id) {
+        if let Ok(cache) = self.0.keys.read()
+            && let Some(k) = cache.get(&pool.id) {
                 return Ok(k.clone());
             }
-        }
         let mut keys = Vec::with_capacity(pool.keys.len());
         for sealed in &pool.keys {
             let der = self
@@ -89,9 +152,56 @@ impl AppState {
         Ok(keys)
     }
 
+    fn config_version(&self) -> u64 {
+        self.0
+            .store
+            .stats()
+            .config_version
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A pool by id, from the cache while no pool or client has changed since.
+    pub async fn pool(&self, id: &str) -> Result<Option<Pool>> {
+        let version = self.config_version();
+        if let Some((v, p)) = self.0.pools.read().ok().and_then(|c| c.get(id).cloned())
+            && v == version {
+                return Ok(Some(p));
+            }
+        let key = id.to_owned();
+        let found = self
+            .store()
+            .read(move |r| cognate_domain::View::pool(r, &key))
+            .await?;
+        if let (Some(p), Ok(mut cache)) = (&found, self.0.pools.write()) {
+            cache.insert(id.to_owned(), (version, p.clone()));
+        }
+        Ok(found)
+    }
+
+    /// A client by id, cached like pools.
+    pub async fn client(&self, id: &str) -> Result<Option<Client>> {
+        let version = self.config_version();
+        if let Some((v, c)) = self.0.clients.read().ok().and_then(|c| c.get(id).cloned())
+            && v == version {
+                return Ok(Some(c));
+            }
+        let key = id.to_owned();
+        let found = self
+            .store()
+            .read(move |r| cognate_domain::View::client(r, &key))
+            .await?;
+        if let (Some(c), Ok(mut cache)) = (&found, self.0.clients.write()) {
+            cache.insert(id.to_owned(), (version, c.clone()));
+        }
+        Ok(found)
+    }
+
     /// Drops the cached keys of a pool (it was deleted).
     pub fn forget_pool(&self, pool_id: &str) {
         if let Ok(mut cache) = self.0.keys.write() {
+            cache.remove(pool_id);
+        }
+        if let Ok(mut cache) = self.0.pools.write() {
             cache.remove(pool_id);
         }
     }

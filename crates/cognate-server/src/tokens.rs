@@ -44,6 +44,7 @@ pub async fn sign_pair(
     user: &User,
     origin_jti: &str,
     auth_time: Millis,
+    source: &str,
 ) -> Result<(String, String)> {
     let keys = s.signing_keys(pool)?;
     let groups = if user.groups.is_empty() {
@@ -62,7 +63,50 @@ pub async fn sign_pair(
             })
             .await?
     };
-    let (group_names, roles, preferred_role) = crate::groups::claims(&groups);
+    let (mut group_names, mut roles, mut preferred_role) = crate::groups::claims(&groups);
+    // PreTokenGeneration may add, override and suppress ID-token claims and replace groups.
+    let request = json!({
+        "userAttributes": crate::triggers::user_attributes(user),
+        "groupConfiguration": {
+            "groupsToOverride": group_names,
+            "iamRolesToOverride": roles,
+            "preferredRole": preferred_role,
+        },
+        "clientMetadata": {},
+    });
+    let reply = crate::triggers::call(
+        s,
+        pool,
+        cognate_proto::triggers::Trigger::PreTokenGeneration,
+        source,
+        &user.username,
+        Some(&client.id),
+        request,
+    )
+    .await?;
+    let details = reply
+        .as_ref()
+        .and_then(|r| r.get("claimsOverrideDetails"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+        v.and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+    };
+    if let Some(g) = details.get("groupOverrideDetails") {
+        if let Some(list) = strings(g.get("groupsToOverride")) {
+            group_names = list;
+        }
+        if let Some(list) = strings(g.get("iamRolesToOverride")) {
+            roles = list;
+        }
+        if let Some(r) = g.get("preferredRole").and_then(Value::as_str) {
+            preferred_role = Some(r.to_owned());
+        }
+    }
     let now = now_ms() / 1000;
     let iss = s.config().issuer(&pool.id);
     let event_id = new_sub();
@@ -114,6 +158,7 @@ pub async fn sign_pair(
     if let Some(r) = preferred_role {
         id.insert("cognito:preferred_role".into(), Value::from(r));
     }
+    apply_claim_overrides(&mut id, &details);
     let id = Value::Object(id);
     let key = keys
         .first()
@@ -127,6 +172,49 @@ pub async fn sign_pair(
     .await
     .map_err(|e| ApiError::internal("sign", e))?
     .map_err(|e| ApiError::internal("sign", e))
+}
+
+/// Claims a PreTokenGeneration worker may not touch, as in Cognito.
+const RESERVED_CLAIMS: &[&str] = &[
+    "acr",
+    "amr",
+    "aud",
+    "at_hash",
+    "auth_time",
+    "azp",
+    "c_hash",
+    "exp",
+    "iat",
+    "iss",
+    "jti",
+    "nbf",
+    "nonce",
+    "origin_jti",
+    "sub",
+    "token_use",
+    "event_id",
+    "cognito:username",
+    "identities",
+];
+
+fn apply_claim_overrides(id: &mut Map<String, Value>, details: &Value) {
+    if let Some(add) = details
+        .get("claimsToAddOrOverride")
+        .and_then(Value::as_object)
+    {
+        for (k, v) in add {
+            if !RESERVED_CLAIMS.contains(&k.as_str()) {
+                id.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if let Some(list) = details.get("claimsToSuppress").and_then(Value::as_array) {
+        for k in list.iter().filter_map(Value::as_str) {
+            if !RESERVED_CLAIMS.contains(&k) {
+                id.remove(k);
+            }
+        }
+    }
 }
 
 /// Records a new session for a signed-in user and returns its tokens.
@@ -167,7 +255,16 @@ pub async fn start_session(
             now,
         )
         .await?;
-    let (access, id) = sign_pair(s, pool, client, user, &jti, now).await?;
+    let (access, id) = sign_pair(
+        s,
+        pool,
+        client,
+        user,
+        &jti,
+        now,
+        "TokenGeneration_Authentication",
+    )
+    .await?;
     Ok(p::AuthenticationResultType {
         access_token: Some(p::Sensitive(access)),
         expires_in: Some(client.access_seconds()),
@@ -336,6 +433,7 @@ pub async fn refresh(
         &user,
         &session.origin_jti,
         session.auth_time,
+        "TokenGeneration_RefreshTokens",
     )
     .await?;
     Ok(p::AuthenticationResultType {

@@ -11,7 +11,7 @@ use cognate_proto as p;
 use cognate_store::Reader;
 
 use crate::error::{ApiError, Result};
-use crate::messages::{Message, render};
+use crate::messages::Message;
 use crate::pools::load_pool;
 use crate::state::AppState;
 use crate::util::{epoch, get_setting, mask_email, mask_phone, new_sub, now_ms};
@@ -34,11 +34,10 @@ pub fn resolve(
         .iter()
         .chain(&pool.alias_attributes)
     {
-        if let Some(owner) = r.alias_owner(&pool.id, attr, &key)? {
-            if let Some(u) = r.user(&pool.id, &owner)? {
+        if let Some(owner) = r.alias_owner(&pool.id, attr, &key)?
+            && let Some(u) = r.user(&pool.id, &owner)? {
                 return Ok(Some((owner, u)));
             }
-        }
     }
     if let Some(u) = r.user_by_sub(&pool.id, input)? {
         return Ok(Some((pool.fold(&u.username), u)));
@@ -53,17 +52,10 @@ pub async fn find_user(s: &AppState, pool: &Pool, input: &str) -> Result<Option<
 
 /// The client named by an unauthenticated request, with its pool.
 pub async fn client_and_pool(s: &AppState, client_id: &str) -> Result<(Client, Pool)> {
-    let id = client_id.to_owned();
-    let found = s
-        .store()
-        .read(move |r| {
-            let Some(c) = r.client(&id)? else {
-                return Ok(None);
-            };
-            let pool = r.pool(&c.pool_id)?;
-            Ok(pool.map(|p| (c, p)))
-        })
-        .await?;
+    let found = match s.client(client_id).await? {
+        Some(c) => s.pool(&c.pool_id).await?.map(|p| (c, p)),
+        None => None,
+    };
     found.ok_or_else(|| {
         ApiError::new(
             ErrorKind::ResourceNotFound,
@@ -136,20 +128,18 @@ pub fn attributes_list(u: &User) -> Vec<p::AttributeType> {
 /// present, else the phone number.
 pub fn delivery_target(pool: &Pool, user: &User) -> Option<(&'static str, String)> {
     let has = |a: &str| pool.auto_verified_attributes.iter().any(|x| x == a);
-    if has("email") {
-        if let Some(e) = user.attributes.get("email").filter(|v| !v.is_empty()) {
+    if has("email")
+        && let Some(e) = user.attributes.get("email").filter(|v| !v.is_empty()) {
             return Some(("email", e.clone()));
         }
-    }
-    if has("phone_number") {
-        if let Some(ph) = user
+    if has("phone_number")
+        && let Some(ph) = user
             .attributes
             .get("phone_number")
             .filter(|v| !v.is_empty())
         {
             return Some(("phone_number", ph.clone()));
         }
-    }
     None
 }
 
@@ -197,20 +187,22 @@ pub fn purpose_name(p: CodePurpose) -> &'static str {
     }
 }
 
-/// Sends a verification code with the pool's templates.
-pub fn send_verification(
+/// A verification-code message with the pool's templates (or a CustomMessage worker's).
+#[allow(clippy::too_many_arguments)]
+pub async fn verification_message(
     s: &AppState,
     pool: &Pool,
     user: &User,
+    client_id: Option<&str>,
     attr: &str,
     destination: &str,
     code: &str,
     kind: &str,
-) {
+) -> Result<Message> {
     let tpl: Option<p::VerificationMessageTemplateType> =
         get_setting(&pool.settings, "VerificationMessageTemplate");
     let tpl = tpl.unwrap_or_default();
-    let (channel, subject, body) = if attr == "email" {
+    let (subject, body) = if attr == "email" {
         let body = tpl
             .email_message
             .or_else(|| get_setting(&pool.settings, "EmailVerificationMessage"))
@@ -219,24 +211,28 @@ pub fn send_verification(
             .email_subject
             .or_else(|| get_setting(&pool.settings, "EmailVerificationSubject"))
             .unwrap_or_else(|| "Your verification code".to_owned());
-        ("email", Some(subject), body)
+        (Some(subject), body)
     } else {
         let body = tpl
             .sms_message
             .or_else(|| get_setting(&pool.settings, "SmsVerificationMessage"))
             .unwrap_or_else(|| "Your verification code is {####}. ".to_owned());
-        ("sms", None, body)
+        (None, body)
     };
-    s.sink().send(&Message {
-        message_id: new_sub(),
-        pool_id: pool.id.clone(),
-        username: user.username.clone(),
-        channel: channel.to_owned(),
-        destination: destination.to_owned(),
+    let spec = crate::messages::Draft {
+        kind: if kind == "UpdateUserAttribute" {
+            "VerifyUserAttribute"
+        } else {
+            kind
+        },
+        source: kind,
+        channel: if attr == "email" { "email" } else { "sms" },
+        destination,
         subject,
-        body: render(&body, code, &user.username),
-        kind: kind.to_owned(),
-    });
+        body,
+        code,
+    };
+    crate::messages::build(s, pool, user, client_id, spec).await
 }
 
 pub fn check_write_attributes(client: &Client, attrs: &BTreeMap<String, String>) -> Result<()> {
@@ -282,13 +278,12 @@ pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpRespon
                 )));
             }
         };
-        if let Some(v) = attributes.get(attr) {
-            if v != &r.username {
+        if let Some(v) = attributes.get(attr)
+            && v != &r.username {
                 return Err(ApiError::invalid(format!(
                     "The {attr} attribute must equal the username."
                 )));
             }
-        }
         attributes.insert(attr.to_owned(), r.username.clone());
         sub.clone()
     } else {
@@ -311,47 +306,83 @@ pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpRespon
         attributes.remove(flag);
     }
     pool.password_policy.check(password.as_str())?;
-    let hash = s.hasher().hash(password.expose().clone()).await?;
-    let now = now_ms();
-    attributes.insert("sub".into(), sub.clone());
     let mut user = User {
         username,
         sub: sub.clone(),
         attributes,
         status: UserStatus::Unconfirmed,
         enabled: true,
-        password_hash: Some(hash),
-        created_at: now,
-        updated_at: now,
         ..Default::default()
     };
-    let target = delivery_target(&pool, &user);
-    let mut code = None;
-    if target.is_some() {
+    // PreSignUp may refuse, auto-confirm and auto-verify; it runs before any work is kept.
+    let request = serde_json::json!({
+        "userAttributes": crate::triggers::user_attributes(&user),
+        "validationData": crate::triggers::attribute_list_value(&r.validation_data),
+        "clientMetadata": crate::triggers::metadata(&r.client_metadata),
+    });
+    let reply = crate::triggers::call(
+        &s,
+        &pool,
+        cognate_proto::triggers::Trigger::PreSignUp,
+        "PreSignUp_SignUp",
+        &user.username,
+        Some(&client.id),
+        request,
+    )
+    .await?;
+    let auto_confirm = crate::triggers::flag(&reply, "autoConfirmUser");
+    if auto_confirm {
+        user.status = UserStatus::Confirmed;
+    }
+    if crate::triggers::flag(&reply, "autoVerifyEmail") && user.attributes.contains_key("email") {
+        user.attributes
+            .insert("email_verified".into(), "true".into());
+    }
+    if crate::triggers::flag(&reply, "autoVerifyPhone")
+        && user.attributes.contains_key("phone_number")
+    {
+        user.attributes
+            .insert("phone_number_verified".into(), "true".into());
+    }
+    let hash = s.hasher().hash(password.expose().clone()).await?;
+    let now = now_ms();
+    user.attributes.insert("sub".into(), sub.clone());
+    user.password_hash = Some(hash);
+    user.created_at = now;
+    user.updated_at = now;
+    let target = if auto_confirm {
+        None
+    } else {
+        delivery_target(&pool, &user)
+    };
+    let mut messages = Vec::new();
+    if let Some((attr, dest)) = &target {
         let (plain, pending) = new_code(&s, CodePurpose::SignUp, &sub, now, SIGN_UP_CODE_TTL_MS);
         user.code = Some(pending);
-        code = Some(plain);
+        messages.push(
+            verification_message(
+                &s,
+                &pool,
+                &user,
+                Some(&client.id),
+                attr,
+                dest,
+                &plain,
+                "SignUp",
+            )
+            .await?,
+        );
     }
-    s.store()
-        .run(
-            Command::SignUp {
-                pool_id: pool.id.clone(),
-                client_id: Some(client.id.clone()),
-                user: user.clone(),
-            },
-            now,
-        )
-        .await?;
-    tracing::Span::current().record("sub", sub.as_str());
-    let details = match (&target, &code) {
-        (Some((attr, dest)), Some(code)) => {
-            send_verification(&s, &pool, &user, attr, dest, code, "SignUp");
-            Some(delivery_details(attr, dest))
-        }
-        _ => None,
+    let cmd = Command::SignUp {
+        pool_id: pool.id.clone(),
+        client_id: Some(client.id.clone()),
+        user: user.clone(),
     };
+    s.commit(cmd, now, None, messages).await?.into_result()?;
+    tracing::Span::current().record("sub", sub.as_str());
+    let details = target.map(|(attr, dest)| delivery_details(attr, &dest));
     Ok(p::SignUpResponse {
-        user_confirmed: false,
+        user_confirmed: auto_confirm,
         user_sub: sub,
         code_delivery_details: details,
         session: None,
@@ -421,20 +452,127 @@ pub async fn resend_confirmation_code(
     })?;
     let now = now_ms();
     let (plain, pending) = new_code(&s, CodePurpose::SignUp, &user.sub, now, SIGN_UP_CODE_TTL_MS);
-    s.store()
-        .run(
-            Command::SendCode {
-                pool_id: pool.id.clone(),
-                username_key: key,
-                code: pending,
-            },
-            now,
-        )
-        .await?;
-    send_verification(&s, &pool, &user, attr, &dest, &plain, "ResendCode");
+    let message = verification_message(
+        &s,
+        &pool,
+        &user,
+        Some(&client.id),
+        attr,
+        &dest,
+        &plain,
+        "ResendCode",
+    )
+    .await?;
+    let cmd = Command::SendCode {
+        pool_id: pool.id.clone(),
+        username_key: key,
+        code: pending,
+    };
+    s.commit(cmd, now, None, vec![message])
+        .await?
+        .into_result()?;
     Ok(p::ResendConfirmationCodeResponse {
         code_delivery_details: Some(delivery_details(attr, &dest)),
     })
+}
+
+/// UserMigration: asks a worker for an unknown user; when it answers with attributes the
+/// user is created here (with the password given at sign-in, if any) and returned.
+pub async fn migrate_user(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    username: &str,
+    password: Option<&str>,
+    source: &str,
+) -> Result<Option<(String, User)>> {
+    use cognate_proto::triggers::Trigger;
+    if !crate::triggers::enabled(s, pool, Trigger::UserMigration) {
+        return Ok(None);
+    }
+    let mut request = serde_json::json!({ "validationData": {}, "clientMetadata": {} });
+    if let Some(pw) = password {
+        request["password"] = serde_json::Value::from(pw);
+    }
+    let Some(reply) = crate::triggers::call(
+        s,
+        pool,
+        Trigger::UserMigration,
+        source,
+        username,
+        Some(&client.id),
+        request,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let Some(given) = reply
+        .get("userAttributes")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Ok(None);
+    };
+    let bad = |m: String| ApiError::new(ErrorKind::InvalidLambdaResponse, m);
+    let mut attributes = BTreeMap::new();
+    for (k, v) in given {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if k != "username" && k != "sub" {
+            attributes.insert(k.clone(), v);
+        }
+    }
+    schema::check_attributes(&pool.schema, &attributes, true, false).map_err(|e| {
+        bad(format!(
+            "UserMigration returned invalid attributes: {}",
+            e.message
+        ))
+    })?;
+    let sub = new_sub();
+    let name = if pool.uses_username_attributes() {
+        sub.clone()
+    } else {
+        username.to_owned()
+    };
+    let status = match reply
+        .get("finalUserStatus")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some("RESET_REQUIRED") => UserStatus::ResetRequired,
+        _ if password.is_none() => UserStatus::ResetRequired,
+        _ => UserStatus::Confirmed,
+    };
+    let hash = match password {
+        Some(pw) => {
+            pool.password_policy.check(pw)?;
+            Some(s.hasher().hash(pw.to_owned()).await?)
+        }
+        None => None,
+    };
+    let now = now_ms();
+    attributes.insert("sub".into(), sub.clone());
+    let user = User {
+        username: name,
+        sub,
+        attributes,
+        status,
+        enabled: true,
+        password_hash: hash,
+        created_at: now,
+        updated_at: now,
+        ..Default::default()
+    };
+    let cmd = Command::SignUp {
+        pool_id: pool.id.clone(),
+        client_id: Some(client.id.clone()),
+        user: user.clone(),
+    };
+    s.commit(cmd, now, Some("trigger:UserMigration".into()), Vec::new())
+        .await?
+        .into_result()?;
+    Ok(Some((pool.fold(&user.username), user)))
 }
 
 /// The current state of a user known by key.

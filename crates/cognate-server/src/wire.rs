@@ -31,6 +31,12 @@ pub fn actor() -> Option<String> {
     ACTOR.try_with(|a| a.clone()).ok().flatten()
 }
 
+/// Runs `fut` on behalf of `actor` (`console:<account>`, `admin:<access key id>`), so the
+/// handlers it calls attribute their events as they do for a signed API request.
+pub(crate) async fn with_actor<F: Future>(actor: String, fut: F) -> F::Output {
+    ACTOR.scope(Some(actor), fut).await
+}
+
 pub async fn api(
     State(s): State<AppState>,
     method: Method,

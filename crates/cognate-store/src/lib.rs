@@ -16,7 +16,7 @@ use cognate_domain::{Command, DomainError, Envelope, Millis};
 use redb::{Database, ReadableDatabase};
 
 pub use tables::{Reader, SEARCHABLE, digest_of};
-pub use writer::WriterConfig;
+pub use writer::{QueuedMessage, WriterConfig};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -75,6 +75,9 @@ impl Executed {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub last_seq: AtomicU64,
+    /// Bumped after every commit that changed a pool or a client, so caches of them know
+    /// when to reload.
+    pub config_version: AtomicU64,
     pub batches: AtomicU64,
     pub commands: AtomicU64,
     /// Batches by size: 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64+.
@@ -111,7 +114,7 @@ impl Store {
 
     /// Queues a command for the writer and waits until its events are durable.
     pub async fn execute(&self, command: Command, now: Millis) -> Result<Executed> {
-        self.writer.submit(command, now, None).await
+        self.writer.submit(command, now, None, Vec::new()).await
     }
 
     /// `execute`, recording who caused it (an admin access key, a console account).
@@ -121,7 +124,19 @@ impl Store {
         now: Millis,
         actor: Option<String>,
     ) -> Result<Executed> {
-        self.writer.submit(command, now, actor).await
+        self.writer.submit(command, now, actor, Vec::new()).await
+    }
+
+    /// `execute_as`, queueing outgoing messages in the same transaction when the command
+    /// succeeds.
+    pub async fn execute_with(
+        &self,
+        command: Command,
+        now: Millis,
+        actor: Option<String>,
+        messages: Vec<QueuedMessage>,
+    ) -> Result<Executed> {
+        self.writer.submit(command, now, actor, messages).await
     }
 
     /// Like `execute`, but a refusal becomes `Error::Refused`.
@@ -169,6 +184,26 @@ impl Store {
         let Store { db, writer, .. } = self;
         writer.close();
         drop(db);
+    }
+
+    /// A named cursor (e.g. the outbox's last published sequence number), 0 if unset.
+    pub async fn cursor(&self, name: &str) -> Result<u64> {
+        let name = name.to_owned();
+        self.read(move |r| r.meta(&name)).await
+    }
+
+    /// Persists a named cursor durably. Cursors are bookkeeping, not events: they are
+    /// not part of the log or the digest.
+    pub async fn save_cursor(&self, name: &str, value: u64) -> Result<()> {
+        let (db, name) = (self.db.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let txn = db.begin_write()?;
+            txn.open_table(tables::META)?.insert(name.as_str(), value)?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Join(e.to_string()))?
     }
 
     /// Digest of the incrementally kept projections.

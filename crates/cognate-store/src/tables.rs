@@ -2,7 +2,7 @@
 //! reader over a read transaction, replay and the state digest.
 
 use redb::{
-    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
+    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     TableHandle, WriteTransaction,
 };
 use serde::Serialize;
@@ -111,25 +111,32 @@ pub fn clear_projections(txn: &WriteTransaction) -> Result<()> {
 
 /// Folds every logged event into the (empty) projections of `txn`.
 pub fn replay(txn: &WriteTransaction) -> Result<u64> {
-    // The log is only read here, so it stays open while the projections are written;
-    // events stream through one at a time whatever the log's size.
-    let log = txn.open_table(LOG)?;
-    let mut p = WriteProjections { txn };
-    let mut n = 0;
-    for item in log.iter()? {
-        let (_, bytes) = item?;
-        let env = Envelope::decode(bytes.value())?;
-        apply_event(&mut p, &env)?;
-        n += 1;
+    let mut p = WriteProjections::open(txn)?;
+    let mut n = 0u64;
+    let mut next = 0u64;
+    // In chunks, so memory stays bounded whatever the log's size.
+    loop {
+        let mut chunk = Vec::with_capacity(4096);
+        for item in p.log.range(next..)?.take(4096) {
+            let (k, bytes) = item?;
+            next = k.value() + 1;
+            chunk.push(Envelope::decode(bytes.value())?);
+        }
+        if chunk.is_empty() {
+            return Ok(n);
+        }
+        for env in &chunk {
+            apply_event(&mut p, env)?;
+            n += 1;
+        }
     }
-    Ok(n)
 }
 
 /// Folds one event into every projection: the domain's and the store's own history index.
 pub fn apply_event(p: &mut WriteProjections<'_>, env: &Envelope) -> Result<()> {
     evolve(p, env)?;
     let key = format!("{}\0{}\0{:020}", env.pool, env.aggregate, env.seq);
-    p.txn.open_table(HISTORY)?.insert(key.as_str(), ())?;
+    p.history.insert(key.as_str(), ())?;
     Ok(())
 }
 
@@ -233,128 +240,147 @@ fn get_str(
     Ok(t.get(key)?.map(|v| v.value().to_owned()))
 }
 
-/// Projections inside the writer's transaction.
-pub struct WriteProjections<'a> {
-    pub txn: &'a WriteTransaction,
+type BytesTable<'t> = Table<'t, &'static str, &'static [u8]>;
+type StrTable<'t> = Table<'t, &'static str, &'static str>;
+type UnitTable<'t> = Table<'t, &'static str, ()>;
+
+/// Projections inside the writer's transaction. Every table is opened once per batch:
+/// opening and closing a redb table per access costs more than the access itself.
+pub struct WriteProjections<'t> {
+    pub log: Table<'t, u64, &'static [u8]>,
+    pools: BytesTable<'t>,
+    clients: BytesTable<'t>,
+    users: BytesTable<'t>,
+    sessions: BytesTable<'t>,
+    groups: BytesTable<'t>,
+    sign_in: StrTable<'t>,
+    subs: StrTable<'t>,
+    refresh: StrTable<'t>,
+    pool_clients: UnitTable<'t>,
+    group_members: UnitTable<'t>,
+    search: UnitTable<'t>,
+    history: UnitTable<'t>,
+}
+
+impl<'t> WriteProjections<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            log: txn.open_table(LOG)?,
+            pools: txn.open_table(POOLS)?,
+            clients: txn.open_table(CLIENTS)?,
+            users: txn.open_table(USERS)?,
+            sessions: txn.open_table(SESSIONS)?,
+            groups: txn.open_table(GROUPS)?,
+            sign_in: txn.open_table(SIGN_IN)?,
+            subs: txn.open_table(SUBS)?,
+            refresh: txn.open_table(REFRESH)?,
+            pool_clients: txn.open_table(POOL_CLIENTS)?,
+            group_members: txn.open_table(GROUP_MEMBERS)?,
+            search: txn.open_table(SEARCH)?,
+            history: txn.open_table(HISTORY)?,
+        })
+    }
+
+    /// Appends an event to the log and folds it into every projection.
+    pub fn append(&mut self, env: &Envelope) -> Result<()> {
+        self.log.insert(env.seq, env.encode()?.as_slice())?;
+        apply_event(self, env)
+    }
+}
+
+fn clear_range<V: redb::Value + 'static>(
+    t: &mut Table<'_, &'static str, V>,
+    lo: &str,
+    hi: &str,
+) -> Result<()> {
+    t.retain_in(lo..hi, |_, _| false)?;
+    Ok(())
 }
 
 impl View for WriteProjections<'_> {
     type Error = Error;
     fn pool(&self, id: &str) -> Result<Option<Pool>> {
-        get_json(&self.txn.open_table(POOLS)?, id)
+        get_json(&self.pools, id)
     }
     fn client(&self, id: &str) -> Result<Option<Client>> {
-        get_json(&self.txn.open_table(CLIENTS)?, id)
+        get_json(&self.clients, id)
     }
     fn user(&self, pool: &str, key: &str) -> Result<Option<User>> {
-        get_json(&self.txn.open_table(USERS)?, &k2(pool, key))
+        get_json(&self.users, &k2(pool, key))
     }
     fn alias_owner(&self, pool: &str, attr: &str, value: &str) -> Result<Option<String>> {
-        get_str(&self.txn.open_table(SIGN_IN)?, &k3(pool, attr, value))
+        get_str(&self.sign_in, &k3(pool, attr, value))
     }
     fn session(&self, jti: &str) -> Result<Option<Session>> {
-        get_json(&self.txn.open_table(SESSIONS)?, jti)
+        get_json(&self.sessions, jti)
     }
     fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
-        get_str(&self.txn.open_table(REFRESH)?, hash)
+        get_str(&self.refresh, hash)
     }
     fn group(&self, pool: &str, name: &str) -> Result<Option<Group>> {
-        get_json(&self.txn.open_table(GROUPS)?, &k2(pool, name))
+        get_json(&self.groups, &k2(pool, name))
     }
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
-        members_of(
-            &self.txn.open_table(GROUP_MEMBERS)?,
-            pool,
-            name,
-            None,
-            usize::MAX,
-        )
+        members_of(&self.group_members, pool, name, None, usize::MAX)
     }
 }
 
 impl Projections for WriteProjections<'_> {
     fn put_pool(&mut self, pool: &Pool) -> Result<()> {
-        self.txn
-            .open_table(POOLS)?
-            .insert(pool.id.as_str(), enc(pool)?.as_slice())?;
+        self.pools.insert(pool.id.as_str(), enc(pool)?.as_slice())?;
         Ok(())
     }
 
     fn delete_pool(&mut self, id: &str) -> Result<()> {
-        self.txn.open_table(POOLS)?.remove(id)?;
+        self.pools.remove(id)?;
         let (lo, hi) = under(id);
-        let client_ids: Vec<String> = {
-            let t = self.txn.open_table(POOL_CLIENTS)?;
-            let mut v = Vec::new();
-            for item in t.range(lo.as_str()..hi.as_str())? {
-                let (k, _) = item?;
-                v.push(k.value()[lo.len()..].to_owned());
-            }
-            v
-        };
+        let mut client_ids = Vec::new();
+        for item in self.pool_clients.range(lo.as_str()..hi.as_str())? {
+            let (k, _) = item?;
+            client_ids.push(k.value()[lo.len()..].to_owned());
+        }
         for c in client_ids {
             self.delete_client(&c)?;
         }
-        let users: Vec<User> = {
-            let t = self.txn.open_table(USERS)?;
-            let mut v = Vec::new();
-            for item in t.range(lo.as_str()..hi.as_str())? {
-                let (_, val) = item?;
-                v.push(dec(val.value())?);
-            }
-            v
-        };
-        for u in users {
-            self.txn.open_table(SUBS)?.remove(k2(id, &u.sub).as_str())?;
+        let mut subs = Vec::new();
+        for item in self.users.range(lo.as_str()..hi.as_str())? {
+            let (_, val) = item?;
+            subs.push(dec::<User>(val.value())?.sub);
         }
-        self.txn
-            .open_table(USERS)?
-            .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-        self.txn
-            .open_table(SIGN_IN)?
-            .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-        self.txn
-            .open_table(GROUPS)?
-            .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-        for t in [GROUP_MEMBERS, SEARCH] {
-            self.txn
-                .open_table(t)?
-                .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+        for sub in subs {
+            self.subs.remove(k2(id, &sub).as_str())?;
         }
+        clear_range(&mut self.users, &lo, &hi)?;
+        clear_range(&mut self.sign_in, &lo, &hi)?;
+        clear_range(&mut self.groups, &lo, &hi)?;
+        clear_range(&mut self.group_members, &lo, &hi)?;
+        clear_range(&mut self.search, &lo, &hi)?;
         Ok(())
     }
 
     fn put_group(&mut self, g: &Group) -> Result<()> {
-        self.txn
-            .open_table(GROUPS)?
+        self.groups
             .insert(k2(&g.pool_id, &g.name).as_str(), enc(g)?.as_slice())?;
         Ok(())
     }
 
     fn delete_group(&mut self, pool: &str, name: &str) -> Result<()> {
-        self.txn
-            .open_table(GROUPS)?
-            .remove(k2(pool, name).as_str())?;
+        self.groups.remove(k2(pool, name).as_str())?;
         Ok(())
     }
 
     fn put_client(&mut self, c: &Client) -> Result<()> {
-        self.txn
-            .open_table(CLIENTS)?
-            .insert(c.id.as_str(), enc(c)?.as_slice())?;
-        self.txn
-            .open_table(POOL_CLIENTS)?
+        self.clients.insert(c.id.as_str(), enc(c)?.as_slice())?;
+        self.pool_clients
             .insert(k2(&c.pool_id, &c.id).as_str(), ())?;
         Ok(())
     }
 
     fn delete_client(&mut self, id: &str) -> Result<()> {
         let old: Option<Client> = self.client(id)?;
-        self.txn.open_table(CLIENTS)?.remove(id)?;
+        self.clients.remove(id)?;
         if let Some(c) = old {
-            self.txn
-                .open_table(POOL_CLIENTS)?
-                .remove(k2(&c.pool_id, id).as_str())?;
+            self.pool_clients.remove(k2(&c.pool_id, id).as_str())?;
         }
         Ok(())
     }
@@ -362,85 +388,72 @@ impl Projections for WriteProjections<'_> {
     fn put_user(&mut self, pool: &Pool, user: &User) -> Result<()> {
         let key = pool.fold(&user.username);
         let old: Option<User> = self.user(&pool.id, &key)?;
-        let mut sign_in = self.txn.open_table(SIGN_IN)?;
         if let Some(old) = &old {
             for (attr, value) in pool.sign_in_keys(old) {
                 let k = k3(&pool.id, &attr, &value);
                 // Only drop index entries this user still owns (a forced alias may have moved).
-                if get_str(&sign_in, &k)?.as_deref() == Some(key.as_str()) {
-                    sign_in.remove(k.as_str())?;
+                if get_str(&self.sign_in, &k)?.as_deref() == Some(key.as_str()) {
+                    self.sign_in.remove(k.as_str())?;
                 }
+            }
+            for k in search_keys(pool, old) {
+                self.search.remove(k.as_str())?;
+            }
+            for g in &old.groups {
+                self.group_members.remove(k3(&pool.id, g, &key).as_str())?;
             }
         }
         for (attr, value) in pool.sign_in_keys(user) {
-            sign_in.insert(k3(&pool.id, &attr, &value).as_str(), key.as_str())?;
-        }
-        let mut search = self.txn.open_table(SEARCH)?;
-        let mut members = self.txn.open_table(GROUP_MEMBERS)?;
-        if let Some(old) = &old {
-            for k in search_keys(pool, old) {
-                search.remove(k.as_str())?;
-            }
-            for g in &old.groups {
-                members.remove(k3(&pool.id, g, &key).as_str())?;
-            }
+            self.sign_in
+                .insert(k3(&pool.id, &attr, &value).as_str(), key.as_str())?;
         }
         for k in search_keys(pool, user) {
-            search.insert(k.as_str(), ())?;
+            self.search.insert(k.as_str(), ())?;
         }
         for g in &user.groups {
-            members.insert(k3(&pool.id, g, &key).as_str(), ())?;
+            self.group_members
+                .insert(k3(&pool.id, g, &key).as_str(), ())?;
         }
-        self.txn
-            .open_table(SUBS)?
+        self.subs
             .insert(k2(&pool.id, &user.sub).as_str(), key.as_str())?;
-        self.txn
-            .open_table(USERS)?
+        self.users
             .insert(k2(&pool.id, &key).as_str(), enc(user)?.as_slice())?;
         Ok(())
     }
 
     fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<()> {
         let key = pool.fold(&user.username);
-        let mut sign_in = self.txn.open_table(SIGN_IN)?;
         for (attr, value) in pool.sign_in_keys(user) {
             let k = k3(&pool.id, &attr, &value);
-            if get_str(&sign_in, &k)?.as_deref() == Some(key.as_str()) {
-                sign_in.remove(k.as_str())?;
+            if get_str(&self.sign_in, &k)?.as_deref() == Some(key.as_str()) {
+                self.sign_in.remove(k.as_str())?;
             }
         }
-        let mut search = self.txn.open_table(SEARCH)?;
         for k in search_keys(pool, user) {
-            search.remove(k.as_str())?;
+            self.search.remove(k.as_str())?;
         }
-        let mut members = self.txn.open_table(GROUP_MEMBERS)?;
         for g in &user.groups {
-            members.remove(k3(&pool.id, g, &key).as_str())?;
+            self.group_members.remove(k3(&pool.id, g, &key).as_str())?;
         }
-        self.txn
-            .open_table(SUBS)?
-            .remove(k2(&pool.id, &user.sub).as_str())?;
-        self.txn
-            .open_table(USERS)?
-            .remove(k2(&pool.id, &key).as_str())?;
+        self.subs.remove(k2(&pool.id, &user.sub).as_str())?;
+        self.users.remove(k2(&pool.id, &key).as_str())?;
         Ok(())
     }
 
     fn put_session(&mut self, s: &Session) -> Result<()> {
         let old: Option<Session> = self.session(&s.origin_jti)?;
-        let mut refresh = self.txn.open_table(REFRESH)?;
         if let Some(old) = old {
-            refresh.remove(old.refresh_hash.as_str())?;
+            self.refresh.remove(old.refresh_hash.as_str())?;
             if let Some(p) = &old.previous_hash {
-                refresh.remove(p.as_str())?;
+                self.refresh.remove(p.as_str())?;
             }
         }
-        refresh.insert(s.refresh_hash.as_str(), s.origin_jti.as_str())?;
+        self.refresh
+            .insert(s.refresh_hash.as_str(), s.origin_jti.as_str())?;
         if let Some(p) = &s.previous_hash {
-            refresh.insert(p.as_str(), s.origin_jti.as_str())?;
+            self.refresh.insert(p.as_str(), s.origin_jti.as_str())?;
         }
-        self.txn
-            .open_table(SESSIONS)?
+        self.sessions
             .insert(s.origin_jti.as_str(), enc(s)?.as_slice())?;
         Ok(())
     }
@@ -664,6 +677,10 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+
+    pub fn meta(&self, name: &str) -> Result<u64> {
+        Ok(self.txn.open_table(META)?.get(name)?.map(|v| v.value()).unwrap_or(0))
     }
 
     pub fn event_count(&self) -> Result<u64> {

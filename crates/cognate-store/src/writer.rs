@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 
 use cognate_domain::command::DecideError;
 use cognate_domain::{Command, Envelope, Event, Millis, decide};
-use redb::{Database, WriteTransaction};
+use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::tables::{LOG, WriteProjections, apply_event};
+use crate::tables::WriteProjections;
 use crate::{Error, Executed, Result, Stats};
 
 #[derive(Debug, Clone, Copy)]
@@ -31,10 +31,18 @@ impl Default for WriterConfig {
     }
 }
 
+/// A message to queue with a command: its channel and the sealed payload.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub channel: String,
+    pub sealed: String,
+}
+
 struct Job {
     command: Command,
     now: Millis,
     actor: Option<String>,
+    messages: Vec<QueuedMessage>,
     reply: oneshot::Sender<Result<Executed>>,
 }
 
@@ -50,6 +58,7 @@ impl Handle {
         command: Command,
         now: Millis,
         actor: Option<String>,
+        messages: Vec<QueuedMessage>,
     ) -> Result<Executed> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -57,6 +66,7 @@ impl Handle {
                 command,
                 now,
                 actor,
+                messages,
                 reply,
             })
             .await
@@ -91,8 +101,11 @@ pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Hand
             }
             let n = batch.len();
             match apply_batch(&db, &batch, seq) {
-                Ok((results, new_seq)) => {
+                Ok((results, new_seq, config_changed)) => {
                     seq = new_seq;
+                    if config_changed {
+                        stats.config_version.fetch_add(1, Ordering::Release);
+                    }
                     stats.last_seq.store(seq, Ordering::Relaxed);
                     stats.record_batch(n);
                     for (job, result) in batch.into_iter().zip(results) {
@@ -123,49 +136,67 @@ pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Hand
 }
 
 /// Applies a batch in one transaction; the per-command results are valid only if it commits.
-fn apply_batch(db: &Database, batch: &[Job], mut seq: u64) -> Result<(Vec<Result<Executed>>, u64)> {
+fn apply_batch(
+    db: &Database,
+    batch: &[Job],
+    mut seq: u64,
+) -> Result<(Vec<Result<Executed>>, u64, bool)> {
     let txn = db.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        match apply_one(&txn, &job.command, job.now, &job.actor, &mut seq) {
-            Ok(r) => results.push(Ok(r)),
-            Err(Error::Refused(e)) => results.push(Err(Error::Refused(e))),
-            Err(other) => return Err(other),
+    let mut config_changed = false;
+    {
+        let mut p = WriteProjections::open(&txn)?;
+        for job in batch {
+            match apply_one(&mut p, job, &mut seq) {
+                Ok(r) => {
+                    config_changed |= r.events.iter().any(|e| {
+                        let t = e.event.type_name();
+                        t.starts_with("pool.") || t.starts_with("client.")
+                    });
+                    results.push(Ok(r));
+                }
+                Err(Error::Refused(e)) => results.push(Err(Error::Refused(e))),
+                Err(other) => return Err(other),
+            }
         }
     }
     txn.commit()?;
-    Ok((results, seq))
+    Ok((results, seq, config_changed))
 }
 
-fn apply_one(
-    txn: &WriteTransaction,
-    command: &Command,
-    now: Millis,
-    actor: &Option<String>,
-    seq: &mut u64,
-) -> Result<Executed> {
-    let mut p = WriteProjections { txn };
-    let outcome = match decide(&p, command, now) {
+fn apply_one(p: &mut WriteProjections<'_>, job: &Job, seq: &mut u64) -> Result<Executed> {
+    let outcome = match decide(&*p, &job.command, job.now) {
         Ok(o) => o,
         Err(DecideError::Domain(e)) => return Err(Error::Refused(e)),
         Err(DecideError::Store(e)) => return Err(e),
     };
-    let mut events = Vec::with_capacity(outcome.events.len());
-    for (pool, aggregate, event) in outcome.events {
+    let mut pending = outcome.events;
+    // Outgoing messages travel in the same transaction as the change that causes them,
+    // so the outbox can never lose or invent one.
+    if outcome.refusal.is_none()
+        && let Some((pool, aggregate, _)) = pending.first().cloned() {
+            for m in &job.messages {
+                let event = Event::MessageQueued {
+                    channel: m.channel.clone(),
+                    sealed: m.sealed.clone(),
+                };
+                pending.push((pool.clone(), aggregate.clone(), event));
+            }
+        }
+    let mut events = Vec::with_capacity(pending.len());
+    for (pool, aggregate, event) in pending {
         *seq += 1;
         let v = Event::version_of(event.type_name());
         let env = Envelope {
             seq: *seq,
-            at: now,
+            at: job.now,
             pool,
             aggregate,
             v,
-            actor: actor.clone(),
+            actor: job.actor.clone(),
             event,
         };
-        txn.open_table(LOG)?
-            .insert(env.seq, env.encode()?.as_slice())?;
-        apply_event(&mut p, &env)?;
+        p.append(&env)?;
         events.push(env);
     }
     Ok(Executed {

@@ -32,6 +32,64 @@ enum Cmd {
         #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Manage admin console accounts (kept in <data dir>/console-users.json).
+    #[command(subcommand)]
+    ConsoleUser(ConsoleUser),
+    /// Send the email messages published on NATS by SMTP (a durable JetStream consumer;
+    /// run one or more beside the daemons).
+    SendEmail(SendEmail),
+}
+
+#[derive(Args)]
+struct SendEmail {
+    #[arg(long, env = "COGNATE_NATS_URL")]
+    nats_url: String,
+    #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
+    nats_prefix: String,
+    #[arg(long, env = "COGNATE_SMTP_HOST")]
+    smtp_host: String,
+    #[arg(long, env = "COGNATE_SMTP_PORT", default_value_t = 25)]
+    smtp_port: u16,
+    /// none, starttls or tls.
+    #[arg(long, env = "COGNATE_SMTP_TLS", default_value = "none")]
+    smtp_tls: String,
+    #[arg(long, env = "COGNATE_SMTP_USERNAME")]
+    smtp_username: Option<String>,
+    /// Prefer the environment variable: flags show up in process listings.
+    #[arg(long, env = "COGNATE_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
+    /// The From: address, e.g. "Example <no-reply@example.com>".
+    #[arg(long, env = "COGNATE_SMTP_FROM")]
+    from: String,
+}
+
+#[derive(Subcommand)]
+enum ConsoleUser {
+    /// Add an account; the password is read from standard input (first line).
+    Add {
+        #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Also require a TOTP code; prints the secret to add to an authenticator app.
+        #[arg(long)]
+        totp: bool,
+        /// Replace an existing account of that name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove an account (its open console sessions end at their next request).
+    Remove {
+        #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// List the accounts.
+    List {
+        #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -48,6 +106,9 @@ struct Serve {
     /// NATS server; without it the daemon runs alone.
     #[arg(long, env = "COGNATE_NATS_URL")]
     nats_url: Option<String>,
+    /// Subject prefix on NATS.
+    #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
+    nats_prefix: String,
     /// Region in pool ids and the SigV4 scope accepted.
     #[arg(long, env = "COGNATE_REGION", default_value = "us-east-1")]
     region: String,
@@ -80,7 +141,123 @@ fn main() -> Result<()> {
             .build()?
             .block_on(serve(args)),
         Cmd::Rebuild { data_dir } => rebuild(&data_dir),
+        Cmd::ConsoleUser(cmd) => console_user(cmd),
+        Cmd::SendEmail(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(send_email(args)),
     }
+}
+
+async fn send_email(args: SendEmail) -> Result<()> {
+    use cognate_bus::{SmtpConfig, SmtpTls};
+    let tls = match args.smtp_tls.as_str() {
+        "none" => SmtpTls::None,
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        other => bail!("--smtp-tls must be none, starttls or tls, not {other:?}"),
+    };
+    let bus = cognate_bus::Bus::connect(&args.nats_url, &args.nats_prefix).await?;
+    let smtp = SmtpConfig {
+        host: args.smtp_host,
+        port: args.smtp_port,
+        tls,
+        username: args.smtp_username,
+        password: args.smtp_password.map(cognate_proto::Sensitive),
+        from: args.from,
+    };
+    println!("cognate send-email ready");
+    cognate_bus::run_mailer(&bus, smtp, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn console_user(cmd: ConsoleUser) -> Result<()> {
+    use cognate_server::console::accounts;
+    match cmd {
+        ConsoleUser::Add {
+            data_dir,
+            name,
+            totp,
+            replace,
+        } => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            // The TOTP secret is sealed with the daemon's master key: the same key must
+            // be used here, so none is generated.
+            let keyring = if std::env::var("COGNATE_MASTER_KEY").is_err()
+                && !data_dir.join("master.key").exists()
+            {
+                if totp {
+                    bail!(
+                        "no master key: set COGNATE_MASTER_KEY as for `serve`, or start the daemon once so it creates {}",
+                        data_dir.join("master.key").display()
+                    );
+                }
+                Keyring::from_master_key(&Keyring::generate_master_key())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+            } else {
+                master_key(&data_dir)?
+            };
+            let hasher = cognate_crypto::PasswordHasher::new(HashPolicy::default())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = data_dir.join(accounts::FILE_NAME);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let added = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(accounts::add(
+                    &path,
+                    &hasher,
+                    &keyring,
+                    accounts::NewAccount {
+                        name: &name,
+                        password,
+                        totp,
+                        replace,
+                    },
+                    now,
+                ))?;
+            println!(
+                "console account {name} {} in {}",
+                if added.replaced { "replaced" } else { "added" },
+                path.display()
+            );
+            if let Some((secret, uri)) = added.totp {
+                println!("TOTP secret (add it to an authenticator app): {secret}");
+                println!("{uri}");
+            }
+        }
+        ConsoleUser::Remove { data_dir, name } => {
+            let path = data_dir.join(accounts::FILE_NAME);
+            if !accounts::remove(&path, &name)? {
+                bail!("no console account named {name} in {}", path.display());
+            }
+            println!("console account {name} removed");
+        }
+        ConsoleUser::List { data_dir } => {
+            let file = accounts::load(&data_dir.join(accounts::FILE_NAME))?;
+            for a in file.accounts {
+                println!(
+                    "{}{}",
+                    a.name,
+                    if a.totp_sealed.is_some() {
+                        " (TOTP)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -230,11 +407,17 @@ async fn serve(args: Serve) -> Result<()> {
         p: args.argon2_p,
         ..HashPolicy::default()
     };
-    if args.nats_url.is_some() {
-        tracing::warn!(
-            "--nats-url is set, but this build delivers messages to the log only; triggers are off"
-        );
-    }
+    let bus = match &args.nats_url {
+        Some(url) => Some(
+            cognate_bus::Bus::connect(url, &args.nats_prefix)
+                .await
+                .with_context(|| format!("NATS address {url}"))?,
+        ),
+        None => None,
+    };
+    let outbox = bus
+        .as_ref()
+        .map(|_| cognate_bus::Outbox::new(cognate_bus::OutboxConfig::default()));
     let store = Store::open(
         &db_path(&args.data_dir),
         WriterConfig {
@@ -243,8 +426,36 @@ async fn serve(args: Serve) -> Result<()> {
         },
     )
     .context("opening the database")?;
-    let state = AppState::new(config.clone(), store, keyring, Arc::new(StdoutSink))
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let state = AppState::with_bus(
+        config.clone(),
+        store,
+        keyring,
+        Arc::new(StdoutSink),
+        bus.clone(),
+        outbox.as_ref().map(|o| o.stats()),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    // The outbox publishes the log to JetStream until the server has stopped.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let outbox_task = match (outbox, bus) {
+        (Some(outbox), Some(bus)) => {
+            let source = cognate_server::outbox::LogSource::new(state.clone(), &args.nats_prefix);
+            let mut stop = stop_rx.clone();
+            tracing::info!(prefix = %args.nats_prefix, "NATS enabled: triggers on, messages and events published");
+            Some(tokio::spawn(async move {
+                outbox
+                    .run(source, &bus, async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    })
+                    .await;
+            }))
+        }
+        _ => None,
+    };
+    cognate_server::console::use_accounts_file(
+        args.data_dir
+            .join(cognate_server::console::accounts::FILE_NAME),
+    );
     let app = cognate_server::router(state.clone());
     tracing::info!(endpoint = %public_url, region = %config.region, data_dir = %args.data_dir.display(), admin_credentials = %cred_source, "cognate started");
     println!("cognate listening on http://{addr}");
@@ -253,6 +464,10 @@ async fn serve(args: Serve) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped accepting requests; in-flight requests drained");
+    let _ = stop_tx.send(true);
+    if let Some(task) = outbox_task {
+        let _ = task.await;
+    }
     state.close();
     Ok(())
 }
