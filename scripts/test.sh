@@ -27,7 +27,14 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo build --locked --bin cognate -p cognate-example-workers
+cargo build --locked -p cognate -p cognate-example-workers --bins
 cargo test --workspace --locked -- --test-threads "${COGNATE_TEST_THREADS:-2}"
 cargo run --locked -q -p cognate-crds --bin crdgen -- --check
 scripts/check-k8s.sh
+
+# The real client libraries: amazon-cognito-identity-js, aws-amplify v6, aws-jwt-verify
+# and a page in headless Chromium (Node), pycognito's SRP (Python).
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error && npm test)
+python3 -m pip install --quiet -r tests/python/requirements.txt \
+  || python3 -m pip install --quiet --break-system-packages -r tests/python/requirements.txt
+python3 -m pytest -q -p no:cacheprovider tests/python

@@ -148,14 +148,37 @@ impl Browser {
             .unwrap()
     }
 
-    async fn click(&self, css: &str) {
-        self.wd()
-            .find(Locator::Css(css))
+    /// Clicks what `locator` finds and waits until the next page has replaced this one.
+    async fn click_on(&self, locator: Locator<'_>) {
+        let wd = self.wd();
+        let old = wd.find(Locator::Css("html")).await.unwrap();
+        wd.find(locator)
             .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .unwrap_or_else(|e| panic!("{locator:?}: {e}"))
             .click()
             .await
             .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while old.tag_name().await.is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no navigation after clicking {locator:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wd.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("footer.foot"))
+            .await
+            .unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.click_on(Locator::Css(css)).await;
+    }
+
+    async fn follow(&self, link_text: &str) {
+        self.click_on(Locator::LinkText(link_text)).await;
     }
 
     async fn fill(&self, css: &str, value: &str) {
@@ -227,13 +250,7 @@ async fn open_user(b: &Browser, d: &Daemon, pool: &str, attr: &str, value: &str,
     b.click("form.search button[type=submit]").await;
     let results = b.text("#results").await;
     assert!(results.contains(username), "{results}");
-    b.wd()
-        .find(Locator::LinkText(username))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow(username).await;
     let h1 = b.text("h1").await;
     assert!(h1.starts_with(username), "{h1}");
 }
@@ -260,19 +277,16 @@ async fn console_manages_users_in_chromium() {
     );
 
     let b = Browser::start().await;
-
-    // Keyboard: the first Tab reaches the skip link, with a visible focus ring.
     b.wd().goto(&d.url("/console")).await.unwrap();
     assert_eq!(b.path().await, "/console/login");
-    b.wd()
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .send_keys("\u{E004}")
-        .await
-        .unwrap();
+
+    // Keyboard: the name field has the focus; Tab moves to the secret, and the focused
+    // control shows a visible focus ring.
     let focused = b.wd().active_element().await.unwrap();
-    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("name"));
+    focused.send_keys("\u{E004}").await.unwrap();
+    let focused = b.wd().active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("secret"));
     assert_eq!(focused.css_value("outline-style").await.unwrap(), "solid");
     b.shot("01-sign-in").await;
 
@@ -292,37 +306,19 @@ async fn console_manages_users_in_chromium() {
     );
     b.shot("02-pools").await;
 
-    b.wd()
-        .find(Locator::LinkText("fixture"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow("fixture").await;
     assert!(b.text("#clients-h").await.contains("App clients"));
     assert!(b.text("main").await.contains(client.as_str()));
     b.shot("03-pool").await;
 
     // Search (prefix on email) and open alice.
-    b.wd()
-        .find(Locator::LinkText("Find users"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow("Find users").await;
     b.fill("#q", "al").await;
     b.click("form.search button[type=submit]").await;
     let results = b.text("#results").await;
     assert!(results.contains("alice") && results.contains("alfred") && !results.contains("bob"));
     b.shot("04-search").await;
-    b.wd()
-        .find(Locator::LinkText("alice"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow("alice").await;
     assert!(b.text("h1").await.starts_with("alice"));
     b.shot("05-user").await;
 
@@ -408,13 +404,7 @@ async fn console_manages_users_in_chromium() {
         .await
         .unwrap();
     b.shot("08-search-narrow").await;
-    b.wd()
-        .find(Locator::LinkText("alice"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.follow("alice").await;
     let overflow = b
         .wd()
         .execute(

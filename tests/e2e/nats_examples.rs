@@ -62,8 +62,15 @@ async fn spawn_ready(mut cmd: Command, ready_line: &str) -> Child {
 /// An example worker binary for `pool` on `env`'s NATS, with extra environment.
 async fn example(env: &Env, name: &str, pool: &str, vars: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(example_bin(name));
-    cmd.args(["--nats-url", &env.url(), "--prefix", "cognate", "--pool", pool])
-        .envs(vars.iter().copied());
+    cmd.args([
+        "--nats-url",
+        &env.url(),
+        "--prefix",
+        "cognate",
+        "--pool",
+        pool,
+    ])
+    .envs(vars.iter().copied());
     spawn_ready(cmd, "ready").await
 }
 
@@ -74,7 +81,9 @@ async fn wait_consumed(env: &Env, durable: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let info = consumer.info().await.unwrap();
-        if info.delivered.consumer_sequence > 0 && info.num_pending == 0 && info.num_ack_pending == 0
+        if info.delivered.consumer_sequence > 0
+            && info.num_pending == 0
+            && info.num_ack_pending == 0
         {
             return;
         }
@@ -155,7 +164,10 @@ async fn nats_example_pre_signup_checks_access_code_domain_and_nickname() {
     .await
     .unwrap();
     assert_eq!(
-        admin_attrs(&env.c, &pool, "u1").await.get("nickname").map(String::as_str),
+        admin_attrs(&env.c, &pool, "u1")
+            .await
+            .get("nickname")
+            .map(String::as_str),
         Some("zoe")
     );
     // The worker remembers the nickname now.
@@ -313,7 +325,10 @@ async fn nats_example_post_confirmation_sends_welcome_and_admin_notice() {
         &env,
         "post_confirmation",
         &pool,
-        &[("PRODUCT_NAME", "Acme"), ("ADMIN_EMAIL", "ops@acme.example")],
+        &[
+            ("PRODUCT_NAME", "Acme"),
+            ("ADMIN_EMAIL", "ops@acme.example"),
+        ],
     )
     .await;
     let mut messages = env.messages(&pool).await;
@@ -339,7 +354,9 @@ async fn nats_example_post_confirmation_sends_welcome_and_admin_notice() {
 
     let welcome_id = format!("welcome:{pool}:fay");
     let welcome = messages
-        .take("welcome email", |g| g.json["messageId"] == welcome_id.as_str())
+        .take("welcome email", |g| {
+            g.json["messageId"] == welcome_id.as_str()
+        })
         .await;
     assert_eq!(welcome.msg_id, welcome_id);
     assert_eq!(welcome.subject, format!("cognate.messages.{pool}.email"));
@@ -351,7 +368,9 @@ async fn nats_example_post_confirmation_sends_welcome_and_admin_notice() {
     );
     let notice_id = format!("admin-notice:{pool}:fay");
     let notice = messages
-        .take("admin notice", |g| g.json["messageId"] == notice_id.as_str())
+        .take("admin notice", |g| {
+            g.json["messageId"] == notice_id.as_str()
+        })
         .await;
     assert_eq!(notice.json["destination"], "ops@acme.example");
     assert_eq!(notice.json["subject"], format!("New user in {pool}"));
@@ -512,7 +531,10 @@ async fn nats_send_email_delivers_the_sign_up_code_by_smtp() {
         .await
         .expect("no email reached the SMTP server");
     assert!(mail.contains("To: mia@example.com"), "{mail}");
-    assert!(mail.contains("From: Cognate <no-reply@cognate.test>"), "{mail}");
+    assert!(
+        mail.contains("From: Cognate <no-reply@cognate.test>"),
+        "{mail}"
+    );
     assert!(mail.contains("Subject: Your verification code"), "{mail}");
     let body = mail.split("\n\n").skip(1).collect::<Vec<_>>().join("\n\n");
     let code = extract_code(&body).unwrap_or_else(|| panic!("no code in {mail}"));

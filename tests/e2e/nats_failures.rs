@@ -19,9 +19,17 @@ use crate::nats::*;
 /// How long one API call may take while NATS is away ("keeps answering").
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
+/// Tails on the whole events and messages streams (one daemon per server here).
+async fn whole_streams(env: &Env) -> (Tail, Tail) {
+    (
+        Tail::new(&env.js, STREAM_EVENTS, "").await,
+        Tail::new(&env.js, STREAM_MESSAGES, "").await,
+    )
+}
+
 /// Asserts that every log sequence number up to the last event is on exactly one of
-/// the two streams, exactly once, and that the streams hold nothing else. Only for
-/// tests whose daemon has a single pool.
+/// the two streams, exactly once, and that the streams hold nothing else. `events` and
+/// `messages` must tail the whole streams.
 async fn assert_exactly_once(env: &Env, events: &Tail, messages: &Tail) {
     let mut per_seq: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for g in &events.got {
@@ -29,7 +37,10 @@ async fn assert_exactly_once(env: &Env, events: &Tail, messages: &Tail) {
             .as_u64()
             .unwrap_or_else(|| panic!("event without seq: {}", g.raw));
         assert_eq!(g.seq_of_id(), seq, "Nats-Msg-Id vs seq: {}", g.raw);
-        per_seq.entry(seq).or_default().push(format!("event {}", g.subject));
+        per_seq
+            .entry(seq)
+            .or_default()
+            .push(format!("event {}", g.subject));
     }
     for g in &messages.got {
         per_seq
@@ -41,7 +52,10 @@ async fn assert_exactly_once(env: &Env, events: &Tail, messages: &Tail) {
     assert!(doubled.is_empty(), "delivered more than once: {doubled:?}");
     let last = *per_seq.keys().next_back().unwrap();
     let missing: Vec<u64> = (1..=last).filter(|s| !per_seq.contains_key(s)).collect();
-    assert!(missing.is_empty(), "never delivered: {missing:?} (last {last})");
+    assert!(
+        missing.is_empty(),
+        "never delivered: {missing:?} (last {last})"
+    );
     // The streams hold exactly what the consumers saw: no duplicate behind them.
     for (name, tail) in [(STREAM_EVENTS, events), (STREAM_MESSAGES, messages)] {
         let mut s = env.js.get_stream(name).await.unwrap();
@@ -53,6 +67,47 @@ async fn assert_exactly_once(env: &Env, events: &Tail, messages: &Tail) {
             info.state.messages,
             tail.got.len()
         );
+    }
+}
+
+/// The outbox gauges from `/metrics`: (events behind, seconds behind, published).
+async fn outbox_gauges(d: &Daemon) -> (f64, f64, f64) {
+    let text = http()
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                let (n, v) = l.rsplit_once(' ')?;
+                (n == name).then(|| v.parse::<f64>().ok()).flatten()
+            })
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    };
+    (
+        value("cognate_outbox_events_behind"),
+        value("cognate_outbox_seconds_behind"),
+        value("cognate_outbox_published"),
+    )
+}
+
+/// Polls the outbox gauges until `done` holds (bounded by [`WAIT`]).
+async fn wait_gauges(d: &Daemon, what: &str, done: impl Fn((f64, f64, f64)) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let g = outbox_gauges(d).await;
+        if done(g) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: outbox gauges (behind, seconds, published) are {g:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -111,21 +166,49 @@ async fn confirm_all(env: &Env, messages: &mut Tail, pool: &str, client: &str, u
 #[tokio::test]
 async fn nats_down_at_start_then_every_event_arrives_once() {
     let mut env = Env::with_nats(NatsServer::not_started(free_port())).await;
-    let pool = trigger_pool(&env.c, &[], &[]).await;
+    let pool = trigger_pool(&env.c, &["PostConfirmation"], &[]).await;
     let client = create_client(&env.c, &pool).await;
     let users: Vec<String> = (0..4).map(|i| format!("early{i}")).collect();
     for u in &users {
         sign_up_promptly(&env.c, &client, u).await;
     }
+    // An administrator confirms one of them: its PostConfirmation waits for NATS too.
+    env.c
+        .admin_confirm_sign_up()
+        .user_pool_id(&pool)
+        .username(&users[0])
+        .send()
+        .await
+        .unwrap();
     for i in 0..6 {
         admin_create_promptly(&env.c, &pool, &format!("made{i}")).await;
     }
     // Still nothing printed: with NATS configured, messages wait for NATS.
     assert!(env.d.messages().is_empty());
+    // A pool with a synchronous trigger answers too: the trigger fails within its
+    // deadline and the sign-up is refused without leaving a user.
+    let guarded = trigger_pool(
+        &env.c,
+        &["PreSignUp"],
+        &[("cognate.io/trigger-timeout-millis", "500")],
+    )
+    .await;
+    let guarded_client = create_client(&env.c, &guarded).await;
+    let t = Instant::now();
+    let r = sign_up(
+        &env.c,
+        &guarded_client,
+        "gil",
+        &[("email", "gil@example.com")],
+        &[],
+    )
+    .await;
+    assert_code(r, "UnexpectedLambdaException");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_no_user(&env.c, &guarded, "gil").await;
 
     env.nats.start_again().await;
-    let mut events = env.events(&pool).await;
-    let mut messages = env.messages(&pool).await;
+    let (mut events, mut messages) = whole_streams(&env).await;
     sentinel(&env.c, &pool, &mut events).await;
     for u in users.iter().map(String::as_str).chain(["made0", "made5"]) {
         assert!(
@@ -140,8 +223,26 @@ async fn nats_down_at_start_then_every_event_arrives_once() {
         .until("the four codes", WAIT, |got| got.len() >= users.len())
         .await;
     assert_exactly_once(&env, &events, &messages).await;
+    // The asynchronous trigger arrived, once.
+    let mut triggers = Tail::triggers(&env.js).await;
+    let pc = triggers
+        .take("PostConfirmation", |g| g.json["userName"] == "early0")
+        .await;
+    assert_eq!(pc.json["triggerSource"], "PostConfirmation_ConfirmSignUp");
+    assert_eq!(
+        pc.msg_id,
+        format!("{pool}:{}:PostConfirmation", pc.seq_of_id())
+    );
+    let info = wait_stream(&env.js, STREAM_TRIGGERS)
+        .await
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages;
+    assert_eq!(info, 1, "{:?}", triggers.got);
     // The codes that waited for NATS work.
-    confirm_all(&env, &mut messages, &pool, &client, &users).await;
+    confirm_all(&env, &mut messages, &pool, &client, &users[1..]).await;
 }
 
 #[tokio::test]
@@ -163,15 +264,23 @@ async fn nats_stopped_mid_run_then_restarted_loses_and_doubles_nothing() {
     for i in 0..5 {
         admin_create_promptly(&env.c, &pool, &format!("made{i}")).await;
     }
+    // The lag shows in the metrics, in events and in seconds.
+    wait_gauges(&env.d, "lag while NATS is down", |(behind, secs, _)| {
+        behind > 0.0 && secs > 0.0
+    })
+    .await;
     env.nats.start_again().await;
 
-    let mut events = env.events(&pool).await;
-    let mut messages = env.messages(&pool).await;
+    let (mut events, mut messages) = whole_streams(&env).await;
     sentinel(&env.c, &pool, &mut events).await;
     messages
         .until("four codes", WAIT, |got| got.len() >= 4)
         .await;
     assert_exactly_once(&env, &events, &messages).await;
+    wait_gauges(&env.d, "caught up", |(behind, secs, published)| {
+        behind == 0.0 && secs == 0.0 && published >= events.got.len() as f64
+    })
+    .await;
     confirm_all(&env, &mut messages, &pool, &client, &users).await;
 }
 
@@ -226,10 +335,8 @@ async fn nats_daemon_killed_mid_publish_loses_and_doubles_nothing() {
 
     env.d.start_again().await;
     env.c = sdk_no_retry(&env.d);
-    let mut events = env.events(&pool).await;
-    let messages_tail = env.messages(&pool).await;
+    let (mut events, mut messages) = whole_streams(&env).await;
     sentinel(&env.c, &pool, &mut events).await;
-    let mut messages = messages_tail;
     messages
         .until("three codes", WAIT, |got| got.len() >= 3)
         .await;
@@ -323,21 +430,46 @@ async fn nats_silent_or_slow_worker_fails_within_the_deadline_and_leaves_no_user
     let elapsed = t.elapsed();
     let msg = assert_code(r, "UnexpectedLambdaException");
     assert!(msg.contains("PreSignUp"), "{msg}");
-    assert!(elapsed < Duration::from_secs(3), "answered after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "answered after {elapsed:?}"
+    );
     tokio::time::timeout(WAIT, replied_rx)
         .await
         .expect("slow worker never replied")
         .unwrap();
     slow.await.unwrap();
     assert_no_user(&env.c, &pool, "lou").await;
+
+    // A reply that is not an event is an invalid Lambda response, also without a user.
+    let mut garbled = env
+        .nc
+        .queue_subscribe(
+            format!("cognate.triggers.{pool}.PreSignUp"),
+            "garbled".into(),
+        )
+        .await
+        .unwrap();
+    synced(&env.nc).await;
+    let nc = env.nc.clone();
+    let garbler = tokio::spawn(async move {
+        let req = garbled.next().await.unwrap();
+        nc.publish(req.reply.unwrap(), "this is not JSON".into())
+            .await
+            .unwrap();
+        nc.flush().await.unwrap();
+    });
+    let r = sign_up(&env.c, &client, "gus", &[("email", "gus@example.com")], &[]).await;
+    assert_code(r, "InvalidLambdaResponseException");
+    garbler.await.unwrap();
+    assert_no_user(&env.c, &pool, "gus").await;
     // Nothing was queued for either of them.
     let mut events = env.events(&pool).await;
     sentinel(&env.c, &pool, &mut events).await;
     assert!(
-        events
-            .got
+        events.got.iter().all(|g| ["sid", "lou", "gus"]
             .iter()
-            .all(|g| !g.raw.contains("\"sid\"") && !g.raw.contains("\"lou\"")),
+            .all(|u| !g.raw.contains(&format!("\"{u}\"")))),
         "a timed-out sign-up left events"
     );
 }
@@ -394,7 +526,13 @@ async fn nats_no_responders_refuse_by_default_and_continue_when_tagged() {
 
     // PreAuthentication follows the same per-pool policy.
     let auth_client = create_client(&env.c, &strict_auth).await;
-    admin_confirmed_user(&env.c, &strict_auth, "sten", &[("email", "sten@example.com")]).await;
+    admin_confirmed_user(
+        &env.c,
+        &strict_auth,
+        "sten",
+        &[("email", "sten@example.com")],
+    )
+    .await;
     let r = try_login(&env.c, &auth_client, "sten", PASSWORD).await;
     assert_code(r, "UnexpectedLambdaException");
 }

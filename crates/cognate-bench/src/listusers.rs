@@ -125,7 +125,13 @@ struct Inserted {
 
 /// Inserts users `0..n` (numbers claimed in order from one counter, so the users
 /// present are `0..m` even when the budget stops the run early).
-async fn bulk_insert(db: &Path, pool_id: &str, n: u64, width: usize, budget: Duration) -> Result<Inserted> {
+async fn bulk_insert(
+    db: &Path,
+    pool_id: &str,
+    n: u64,
+    width: usize,
+    budget: Duration,
+) -> Result<Inserted> {
     let store = Store::open(
         db,
         WriterConfig {
@@ -142,7 +148,12 @@ async fn bulk_insert(db: &Path, pool_id: &str, n: u64, width: usize, budget: Dur
     let deadline = start + budget;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..INSERT_TASKS {
-        let (store, next, done, pool_id) = (store.clone(), next.clone(), done.clone(), pool_id.to_owned());
+        let (store, next, done, pool_id) = (
+            store.clone(),
+            next.clone(),
+            done.clone(),
+            pool_id.to_owned(),
+        );
         tasks.spawn(async move {
             let mut failed = 0u64;
             let mut first_error = None;
@@ -306,7 +317,10 @@ pub async fn run(setup: Setup<'_>, requested: u64, budget: Duration) -> Result<R
         .context("stopping the daemon before the bulk insert")?;
 
     // 2. The users, in process.
-    eprintln!("      inserting {requested} users (budget {} s) ...", budget.as_secs());
+    eprintln!(
+        "      inserting {requested} users (budget {} s) ...",
+        budget.as_secs()
+    );
     let db = data.join("cognate.redb");
     let inserted = bulk_insert(&db, &pool_id, requested, width, budget).await?;
     let users = inserted.users;
@@ -350,7 +364,15 @@ pub async fn run(setup: Setup<'_>, requested: u64, budget: Duration) -> Result<R
         }
     }
     probes.push(probe(&api, &pool_id, format!("email = \"{last}@example.com\""), 1).await);
-    probes.push(probe(&api, &pool_id, "email = \"nobody@example.com\"".to_owned(), 0).await);
+    probes.push(
+        probe(
+            &api,
+            &pool_id,
+            "email = \"nobody@example.com\"".to_owned(),
+            0,
+        )
+        .await,
+    );
 
     // 4. The measured load: prefix filter, then equality filter.
     eprintln!("      ListUsers email ^= ...");

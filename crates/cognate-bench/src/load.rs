@@ -83,6 +83,12 @@ impl Outcome {
             .collect()
     }
 
+    /// Adds another run of the same requests: its answers, failures and duration.
+    pub fn absorb(&mut self, other: Outcome) {
+        self.elapsed += other.elapsed;
+        self.merge(other);
+    }
+
     fn fail(&mut self, error: String) {
         self.failed += 1;
         if self.first_error.is_none() {

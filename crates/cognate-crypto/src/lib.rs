@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod sigv4;
+pub mod srp;
 pub mod totp;
 
 pub use jwt::{JwtError, SigningKey};

@@ -9,7 +9,8 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::Event;
 use crate::schema::{self, AttributeDef};
 use crate::state::{
-    Client, CodePurpose, Group, MfaSettings, PendingCode, Pool, Session, User, UserStatus, View,
+    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, Session, SrpVerifier, User,
+    UserStatus, View,
 };
 use crate::{Millis, ct_eq};
 
@@ -84,6 +85,8 @@ pub enum Command {
         password_hash: String,
         permanent: bool,
         expires_at: Option<Millis>,
+        /// SRP salt and verifier of the same password.
+        srp: Option<SrpVerifier>,
     },
     CreateUser {
         pool_id: String,
@@ -104,6 +107,7 @@ pub enum Command {
         username_key: String,
         code_hash: String,
         password_hash: String,
+        srp: Option<SrpVerifier>,
     },
     ChangeAttributes {
         pool_id: String,
@@ -192,7 +196,41 @@ pub enum Command {
         pool_id: String,
         username_key: String,
     },
+    /// ConfirmDevice; at most `MAX_DEVICES` per user, as in Cognito.
+    ConfirmDevice {
+        pool_id: String,
+        username_key: String,
+        device: Device,
+    },
+    UpdateDeviceStatus {
+        pool_id: String,
+        username_key: String,
+        device_key: String,
+        remembered: bool,
+    },
+    ForgetDevice {
+        pool_id: String,
+        username_key: String,
+        device_key: String,
+    },
+    DeviceAuthenticated {
+        pool_id: String,
+        username_key: String,
+        device_key: String,
+    },
+    /// Adds the SRP verifier of the current password to a user whose password was set
+    /// before verifiers existed (derived at a successful password sign-in). Refused when the
+    /// password changed in between (`password_hash` is the one that was checked).
+    AddSrpVerifier {
+        pool_id: String,
+        username_key: String,
+        password_hash: String,
+        srp: SrpVerifier,
+    },
 }
+
+/// Tracked devices per user.
+pub const MAX_DEVICES: usize = 60;
 
 /// What a command decided: events to append and, possibly, a refusal to report after
 /// they are committed (a wrong code is refused but its attempt is still recorded).
@@ -495,6 +533,7 @@ pub fn decide<V: View>(
             password_hash,
             permanent,
             expires_at,
+            srp,
         } => {
             let user = user_of(v, pool_id, username_key)?;
             Ok(ok(
@@ -506,6 +545,7 @@ pub fn decide<V: View>(
                     permanent: *permanent,
                     expires_at: *expires_at,
                     via: None,
+                    srp: srp.clone(),
                 },
             ))
         }
@@ -570,6 +610,7 @@ pub fn decide<V: View>(
             username_key,
             code_hash,
             password_hash,
+            srp,
         } => {
             let user = user_of(v, pool_id, username_key)?;
             if let Some(refusal) = check_code(
@@ -589,6 +630,7 @@ pub fn decide<V: View>(
                     permanent: true,
                     expires_at: None,
                     via: Some("forgot_password".into()),
+                    srp: srp.clone(),
                 },
             ))
         }
@@ -942,7 +984,108 @@ pub fn decide<V: View>(
                 },
             ))
         }
+        Command::ConfirmDevice {
+            pool_id,
+            username_key,
+            device,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if !user.devices.contains_key(&device.key) && user.devices.len() >= MAX_DEVICES {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    "Exceeded the maximum number of devices for the user.",
+                )
+                .into());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserDeviceConfirmed {
+                    username_key: username_key.clone(),
+                    device: device.clone(),
+                },
+            ))
+        }
+        Command::UpdateDeviceStatus {
+            pool_id,
+            username_key,
+            device_key,
+            remembered,
+        } => {
+            let user = device_owner(v, pool_id, username_key, device_key)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserDeviceStatusUpdated {
+                    username_key: username_key.clone(),
+                    device_key: device_key.clone(),
+                    remembered: *remembered,
+                },
+            ))
+        }
+        Command::ForgetDevice {
+            pool_id,
+            username_key,
+            device_key,
+        } => {
+            let user = device_owner(v, pool_id, username_key, device_key)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserDeviceForgotten {
+                    username_key: username_key.clone(),
+                    device_key: device_key.clone(),
+                },
+            ))
+        }
+        Command::AddSrpVerifier {
+            pool_id,
+            username_key,
+            password_hash,
+            srp,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if user.srp.is_some() || user.password_hash.as_deref() != Some(password_hash.as_str()) {
+                return Ok(Outcome::default());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserSrpVerifierAdded {
+                    username_key: username_key.clone(),
+                    srp: srp.clone(),
+                },
+            ))
+        }
+        Command::DeviceAuthenticated {
+            pool_id,
+            username_key,
+            device_key,
+        } => {
+            let user = device_owner(v, pool_id, username_key, device_key)?;
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserDeviceAuthenticated {
+                    username_key: username_key.clone(),
+                    device_key: device_key.clone(),
+                },
+            ))
+        }
     }
+}
+
+fn device_owner<V: View>(
+    v: &V,
+    pool: &str,
+    key: &str,
+    device_key: &str,
+) -> Result<User, DecideError<V::Error>> {
+    let user = user_of(v, pool, key)?;
+    if !user.devices.contains_key(device_key) {
+        return Err(DomainError::not_found("Device does not exist.").into());
+    }
+    Ok(user)
 }
 
 fn group_of<V: View>(v: &V, pool: &str, name: &str) -> Result<Group, DecideError<V::Error>> {

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use crate::Millis;
 use crate::schema::AttributeDef;
 use crate::state::{
-    Client, Group, MfaSettings, PendingCode, Pool, Projections, Session, User, UserStatus,
+    Client, Device, Group, MfaSettings, PendingCode, Pool, Projections, Session, SrpVerifier, User,
+    UserStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +118,39 @@ pub enum Event {
         /// How it was set: `forgot_password` for ConfirmForgotPassword.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         via: Option<String>,
+        /// SRP salt and verifier of the new password (absent in events written before
+        /// cognate derived them; the user then has none until the next password change).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        srp: Option<SrpVerifier>,
+    },
+    /// ConfirmDevice: a device is tracked, with its SRP verifier.
+    #[serde(rename = "user.device_confirmed")]
+    UserDeviceConfirmed {
+        username_key: String,
+        device: Device,
+    },
+    #[serde(rename = "user.device_status_updated")]
+    UserDeviceStatusUpdated {
+        username_key: String,
+        device_key: String,
+        remembered: bool,
+    },
+    #[serde(rename = "user.device_forgotten")]
+    UserDeviceForgotten {
+        username_key: String,
+        device_key: String,
+    },
+    /// The SRP verifier of a password set before cognate derived verifiers.
+    #[serde(rename = "user.srp_verifier_added")]
+    UserSrpVerifierAdded {
+        username_key: String,
+        srp: SrpVerifier,
+    },
+    /// A sign-in with DEVICE_SRP_AUTH.
+    #[serde(rename = "user.device_authenticated")]
+    UserDeviceAuthenticated {
+        username_key: String,
+        device_key: String,
     },
     #[serde(rename = "user.deleted")]
     UserDeleted { username_key: String },
@@ -179,6 +213,11 @@ impl Event {
             Event::UserConfirmed { .. } => "user.confirmed",
             Event::UserAttributesChanged { .. } => "user.attributes_changed",
             Event::UserPasswordSet { .. } => "user.password_set",
+            Event::UserDeviceConfirmed { .. } => "user.device_confirmed",
+            Event::UserDeviceStatusUpdated { .. } => "user.device_status_updated",
+            Event::UserDeviceForgotten { .. } => "user.device_forgotten",
+            Event::UserDeviceAuthenticated { .. } => "user.device_authenticated",
+            Event::UserSrpVerifierAdded { .. } => "user.srp_verifier_added",
             Event::UserDeleted { .. } => "user.deleted",
             Event::UserSignedIn { .. } => "user.signed_in",
             Event::UserSignInFailed { .. } => "user.sign_in_failed",
@@ -222,6 +261,8 @@ const SECRET_FIELDS: &[&str] = &[
     "code",
     "challenge_code",
     "code_sends",
+    "srp",
+    "verifier",
 ];
 
 fn scrub(v: &mut Value) {
@@ -294,17 +335,18 @@ fn upcast(ty: &str, mut v: u32, data: &mut Value) {
         if let ("user.signed_up", 1) = (ty, v) {
             // v1 kept attributes as a list of {Name, Value} pairs and had no client id.
             if let Some(user) = data.get_mut("user")
-                && let Some(Value::Array(list)) = user.get("attributes").cloned() {
-                    let map: serde_json::Map<String, Value> = list
-                        .into_iter()
-                        .filter_map(|p| {
-                            let n = p.get("Name")?.as_str()?.to_owned();
-                            let val = p.get("Value").cloned().unwrap_or(Value::from(""));
-                            Some((n, val))
-                        })
-                        .collect();
-                    user["attributes"] = Value::Object(map);
-                }
+                && let Some(Value::Array(list)) = user.get("attributes").cloned()
+            {
+                let map: serde_json::Map<String, Value> = list
+                    .into_iter()
+                    .filter_map(|p| {
+                        let n = p.get("Name")?.as_str()?.to_owned();
+                        let val = p.get("Value").cloned().unwrap_or(Value::from(""));
+                        Some((n, val))
+                    })
+                    .collect();
+                user["attributes"] = Value::Object(map);
+            }
             if data.get("client_id").is_none() {
                 data["client_id"] = Value::Null;
             }
@@ -419,9 +461,10 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         }
         Event::UserDeleted { username_key } => {
             if let Some(pool) = p.pool(pool_id)?
-                && let Some(user) = p.user(pool_id, username_key)? {
-                    p.delete_user(&pool, &user)?;
-                }
+                && let Some(user) = p.user(pool_id, username_key)?
+            {
+                p.delete_user(&pool, &user)?;
+            }
         }
         Event::SessionRefreshed {
             origin_jti,
@@ -508,10 +551,13 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             password_hash,
             permanent,
             expires_at,
+            srp,
             ..
         } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.password_hash = Some(password_hash.clone());
+                // A verifier of an earlier password never outlives it.
+                u.srp = srp.clone();
                 u.temporary_password_expires_at = *expires_at;
                 u.failed_sign_ins = 0;
                 u.locked_until = 0;
@@ -533,6 +579,39 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserSignedOutGlobally { username_key } => {
             update_user(p, pool_id, username_key, at, |u| u.generation += 1)?
         }
+        Event::UserDeviceConfirmed {
+            username_key,
+            device,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.devices.insert(device.key.clone(), device.clone());
+        })?,
+        Event::UserDeviceStatusUpdated {
+            username_key,
+            device_key,
+            remembered,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            if let Some(d) = u.devices.get_mut(device_key) {
+                d.remembered = *remembered;
+                d.updated_at = at;
+            }
+        })?,
+        Event::UserDeviceForgotten {
+            username_key,
+            device_key,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            u.devices.remove(device_key);
+        })?,
+        Event::UserSrpVerifierAdded { username_key, srp } => {
+            update_user(p, pool_id, username_key, at, |u| u.srp = Some(srp.clone()))?
+        }
+        Event::UserDeviceAuthenticated {
+            username_key,
+            device_key,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            if let Some(d) = u.devices.get_mut(device_key) {
+                d.last_authenticated_at = at;
+            }
+        })?,
     }
     Ok(())
 }
@@ -591,6 +670,21 @@ mod tests {
         );
     }
 
+    /// A `user.password_set` written before SRP verifiers existed: it decodes, without one.
+    #[test]
+    fn password_set_without_srp_still_decodes() {
+        let raw = include_str!("../fixtures/user.password_set.v1.json");
+        let env = match Envelope::decode(raw.as_bytes()) {
+            Ok(e) => e,
+            Err(e) => panic!("fixture does not decode: {e}"),
+        };
+        let Event::UserPasswordSet { srp, permanent, .. } = env.event else {
+            panic!("wrong event type")
+        };
+        assert!(permanent);
+        assert_eq!(srp, None);
+    }
+
     #[test]
     fn round_trip_and_too_new() {
         let env = Envelope {
@@ -628,11 +722,19 @@ mod public_tests {
             permanent: true,
             expires_at: None,
             via: None,
+            srp: Some(SrpVerifier {
+                salt: "5a17".into(),
+                verifier: "v1:sealedverifier".into(),
+            }),
         };
         let v = e.public_json().to_string();
+        assert!(!v.contains("sealedverifier") && !v.contains("5a17"), "{v}");
         assert!(!v.contains("argon2id"), "{v}");
         assert!(v.contains("\"username_key\":\"bob\""), "{v}");
-        let m = Event::MessageQueued { channel: "email".into(), sealed: "v1:abc".into() };
+        let m = Event::MessageQueued {
+            channel: "email".into(),
+            sealed: "v1:abc".into(),
+        };
         assert!(!m.public_json().to_string().contains("v1:abc"));
     }
 }

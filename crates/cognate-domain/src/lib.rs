@@ -15,8 +15,8 @@ pub use command::{Command, Outcome, decide};
 pub use error::{DomainError, ErrorKind};
 pub use event::{Envelope, Event, evolve};
 pub use state::{
-    Client, CodePurpose, Group, MfaSettings, PendingCode, Pool, Projections, Session, User,
-    UserStatus, View,
+    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, Projections, Session,
+    SrpVerifier, User, UserStatus, View,
 };
 
 /// Milliseconds since the Unix epoch, always passed in by the caller.

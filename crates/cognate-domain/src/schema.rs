@@ -129,19 +129,21 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
         DataType::String => {
             let n = value.chars().count() as u32;
             if let Some(max) = def.max_length
-                && n > max {
-                    return Err(fail(
-                        &def.name,
-                        &format!("String must be no longer than {max} characters"),
-                    ));
-                }
+                && n > max
+            {
+                return Err(fail(
+                    &def.name,
+                    &format!("String must be no longer than {max} characters"),
+                ));
+            }
             if let Some(min) = def.min_length
-                && n < min {
-                    return Err(fail(
-                        &def.name,
-                        &format!("String must be no shorter than {min} characters"),
-                    ));
-                }
+                && n < min
+            {
+                return Err(fail(
+                    &def.name,
+                    &format!("String must be no shorter than {min} characters"),
+                ));
+            }
             match def.name.as_str() {
                 "email" if !value.is_empty() && !valid_email(value) => {
                     return Err(DomainError::invalid("Invalid email address format."));
@@ -165,19 +167,21 @@ pub fn check_value(def: &AttributeDef, value: &str) -> Result<(), DomainError> {
                 .parse()
                 .map_err(|_| fail(&def.name, "Number is not a valid number"))?;
             if let Some(min) = def.min_value
-                && n < min as f64 {
-                    return Err(fail(
-                        &def.name,
-                        &format!("Number must be no less than {min}"),
-                    ));
-                }
+                && n < min as f64
+            {
+                return Err(fail(
+                    &def.name,
+                    &format!("Number must be no less than {min}"),
+                ));
+            }
             if let Some(max) = def.max_value
-                && n > max as f64 {
-                    return Err(fail(
-                        &def.name,
-                        &format!("Number must be no greater than {max}"),
-                    ));
-                }
+                && n > max as f64
+            {
+                return Err(fail(
+                    &def.name,
+                    &format!("Number must be no greater than {max}"),
+                ));
+            }
         }
         DataType::Boolean => {
             if value != "true" && value != "false" {

@@ -233,6 +233,32 @@ pub struct Group {
     pub updated_at: Millis,
 }
 
+/// What SRP sign-in (USER_SRP_AUTH) checks instead of the password: the salt and the
+/// verifier `g^x mod N`, derived whenever a password is set. The verifier allows an offline
+/// guess of the password like a hash does, so it is kept sealed with the master key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SrpVerifier {
+    /// Hex.
+    pub salt: String,
+    /// The verifier's bytes, sealed.
+    pub verifier: String,
+}
+
+/// A device the user asked to track (ConfirmDevice), with the SRP verifier of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub key: String,
+    pub group_key: String,
+    pub name: Option<String>,
+    /// `remembered` or `not_remembered`, as DeviceRememberedStatus says it.
+    pub remembered: bool,
+    pub srp: SrpVerifier,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    #[serde(default)]
+    pub last_authenticated_at: Millis,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub username: String,
@@ -271,6 +297,13 @@ pub struct User {
     /// Legacy MFAOptions of SetUserSettings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mfa_options: Vec<(String, String)>,
+    /// Salt and verifier of the current password for SRP; absent for passwords set before
+    /// cognate derived them and for users without a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srp: Option<SrpVerifier>,
+    /// Tracked devices by device key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices: BTreeMap<String, Device>,
 }
 
 impl User {

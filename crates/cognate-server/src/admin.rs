@@ -145,12 +145,14 @@ pub async fn admin_create_user(
             ));
         }
         let hash = s.hasher().hash(password.clone()).await?;
+        let srp = crate::srp::verifier_for(&s, &pool, &user.username, &password).await?;
         let cmd = Command::SetPassword {
             pool_id: pool.id.clone(),
             username_key: key.clone(),
             password_hash: hash,
             permanent: false,
             expires_at: Some(crate::users::temporary_expiry(&pool, now)),
+            srp,
         };
         let messages = invitations(
             &s,
@@ -212,7 +214,9 @@ pub async fn admin_create_user(
     }
     attributes.insert("sub".into(), sub.clone());
     let hash = s.hasher().hash(password.clone()).await?;
+    let srp = crate::srp::verifier_for(&s, &pool, &username, &password).await?;
     let user = User {
+        srp,
         username,
         sub: sub.clone(),
         attributes,
@@ -268,7 +272,7 @@ pub async fn admin_disable_user(
     s.store()
         .run_as(
             Command::SetEnabled {
-                pool_id: pool.id,
+                pool_id: pool.id.clone(),
                 username_key: key,
                 enabled: false,
             },
@@ -287,7 +291,7 @@ pub async fn admin_enable_user(
     s.store()
         .run_as(
             Command::SetEnabled {
-                pool_id: pool.id,
+                pool_id: pool.id.clone(),
                 username_key: key,
                 enabled: true,
             },
@@ -352,7 +356,7 @@ pub async fn admin_delete_user_attributes(
     let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
     let removed = check_removable(&pool, &r.user_attribute_names)?;
     let cmd = Command::ChangeAttributes {
-        pool_id: pool.id,
+        pool_id: pool.id.clone(),
         username_key: key,
         set: BTreeMap::new(),
         removed,
@@ -370,7 +374,7 @@ pub async fn admin_user_global_sign_out(
     s.store()
         .run_as(
             Command::GlobalSignOut {
-                pool_id: pool.id,
+                pool_id: pool.id.clone(),
                 username_key: key,
             },
             now_ms(),

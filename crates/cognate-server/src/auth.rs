@@ -32,6 +32,64 @@ fn flow_enabled(client: &Client, allow: &str, legacy: Option<&str>) -> bool {
     client.allows(allow) || legacy.is_some_and(|l| client.allows(l))
 }
 
+// ---- SRP, custom authentication and devices (srp.rs, custom_auth.rs, devices.rs) ----
+
+/// USER_SRP_AUTH: enabled by ALLOW_USER_SRP_AUTH, and always on for clients on the legacy
+/// flow names unless they are CUSTOM_AUTH_FLOW_ONLY, as in Cognito.
+fn srp_allowed(client: &Client) -> bool {
+    client.allows("ALLOW_USER_SRP_AUTH")
+        || (!client
+            .explicit_auth_flows
+            .iter()
+            .any(|f| f.starts_with("ALLOW_"))
+            && !client.allows("CUSTOM_AUTH_FLOW_ONLY"))
+}
+
+/// The flows of srp.rs and custom_auth.rs, shared by InitiateAuth and AdminInitiateAuth;
+/// `None` for the other flows.
+async fn srp_or_custom_flow(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    params: &BTreeMap<String, String>,
+    flow: &p::AuthFlowType,
+) -> Option<Result<Outcome>> {
+    match flow {
+        p::AuthFlowType::UserSrpAuth if !srp_allowed(client) => Some(Err(ApiError::invalid(
+            "USER_SRP_AUTH flow not enabled for this client",
+        ))),
+        p::AuthFlowType::UserSrpAuth => {
+            Some(crate::srp::start(s, pool, client, params, flow.as_str(), None).await)
+        }
+        p::AuthFlowType::CustomAuth
+            if !flow_enabled(client, "ALLOW_CUSTOM_AUTH", Some("CUSTOM_AUTH_FLOW_ONLY")) =>
+        {
+            Some(Err(ApiError::invalid(
+                "CUSTOM_AUTH flow not enabled for this client",
+            )))
+        }
+        p::AuthFlowType::CustomAuth => {
+            Some(crate::custom_auth::start(s, pool, client, params, flow.as_str()).await)
+        }
+        _ => None,
+    }
+}
+
+/// NewDeviceMetadata for sign-ins that issued tokens (devices.rs).
+async fn with_device(
+    s: &AppState,
+    pool: &Pool,
+    given: &BTreeMap<String, String>,
+    o: Result<Outcome>,
+) -> Result<Outcome> {
+    let mut o = o?;
+    let device = param(given, "DEVICE_KEY");
+    crate::devices::attach_metadata(s, pool, &mut o, device).await?;
+    Ok(o)
+}
+
+// ---- end of SRP, custom authentication and devices ----
+
 fn refresh_allowed(client: &Client) -> bool {
     // Clients on the legacy flow names always allow refresh, as in Cognito.
     client.allows("ALLOW_REFRESH_TOKEN_AUTH")
@@ -171,6 +229,7 @@ async fn password_sign_in(
         record_failure(s, pool, client, &key, "IncorrectPassword").await?;
         return Err(ApiError::not_authorized(INCORRECT));
     }
+    crate::srp::add_missing_verifier(s, pool, &key, &user, password).await;
     if !user.enabled {
         return Err(ApiError::not_authorized("User is disabled."));
     }
@@ -205,7 +264,7 @@ pub async fn record_failure(
         client_id: client.id.clone(),
         reason: reason.to_owned(),
     };
-    s.store().run(cmd, now_ms()).await?;
+    s.run(cmd, now_ms()).await?;
     Ok(())
 }
 
@@ -274,6 +333,12 @@ pub async fn initiate_auth(
         .map(|x| x.into_inner())
         .unwrap_or_default();
     let flow = r.auth_flow.as_str();
+    if let Some(o) = srp_or_custom_flow(&s, &pool, &client, &params, &r.auth_flow).await {
+        return Ok(respond_as!(
+            p::InitiateAuthResponse,
+            with_device(&s, &pool, &params, o).await?
+        ));
+    }
     match r.auth_flow {
         p::AuthFlowType::UserPasswordAuth => {
             if !flow_enabled(
@@ -285,9 +350,10 @@ pub async fn initiate_auth(
                     "USER_PASSWORD_AUTH flow not enabled for this client",
                 ));
             }
+            let o = password_sign_in(&s, &pool, &client, &params, flow).await;
             Ok(respond_as!(
                 p::InitiateAuthResponse,
-                password_sign_in(&s, &pool, &client, &params, flow).await?
+                with_device(&s, &pool, &params, o).await?
             ))
         }
         p::AuthFlowType::RefreshTokenAuth | p::AuthFlowType::RefreshToken => {
@@ -314,7 +380,7 @@ pub async fn initiate_auth(
             ))
         }
         other => Err(ApiError::invalid(format!(
-            "{} is not supported by this version of cognate; use USER_PASSWORD_AUTH.",
+            "{} is not supported by this version of cognate.",
             other.as_str()
         ))),
     }
@@ -331,6 +397,12 @@ pub async fn admin_initiate_auth(
         .map(|x| x.into_inner())
         .unwrap_or_default();
     let flow = r.auth_flow.as_str();
+    if let Some(o) = srp_or_custom_flow(&s, &pool, &client, &params, &r.auth_flow).await {
+        return Ok(respond_as!(
+            p::AdminInitiateAuthResponse,
+            with_device(&s, &pool, &params, o).await?
+        ));
+    }
     match r.auth_flow {
         p::AuthFlowType::AdminUserPasswordAuth | p::AuthFlowType::AdminNoSrpAuth => {
             if !flow_enabled(
@@ -340,9 +412,10 @@ pub async fn admin_initiate_auth(
             ) {
                 return Err(ApiError::invalid("Auth flow not enabled for this client"));
             }
+            let o = password_sign_in(&s, &pool, &client, &params, flow).await;
             Ok(respond_as!(
                 p::AdminInitiateAuthResponse,
-                password_sign_in(&s, &pool, &client, &params, flow).await?
+                with_device(&s, &pool, &params, o).await?
             ))
         }
         p::AuthFlowType::RefreshTokenAuth | p::AuthFlowType::RefreshToken => {
@@ -379,6 +452,17 @@ async fn respond(
     session: Option<&str>,
     responses: &BTreeMap<String, String>,
 ) -> Result<Outcome> {
+    match name {
+        p::ChallengeNameType::PasswordVerifier
+        | p::ChallengeNameType::DeviceSrpAuth
+        | p::ChallengeNameType::DevicePasswordVerifier => {
+            return crate::srp::respond(s, pool, client, name, session, responses).await;
+        }
+        p::ChallengeNameType::CustomChallenge => {
+            return crate::custom_auth::respond(s, pool, client, session, responses).await;
+        }
+        _ => {}
+    }
     let cs = ChallengeSession::open(s, session, &client.id)?;
     if cs.pool != pool.id {
         return Err(ApiError::not_authorized(
@@ -443,6 +527,7 @@ async fn respond(
             }
             pool.password_policy.check(new_password)?;
             let hash = s.hasher().hash(new_password.to_owned()).await?;
+            let srp = crate::srp::verifier_for(s, pool, &user.username, new_password).await?;
             let now = now_ms();
             if !attrs.is_empty() {
                 let cmd = Command::ChangeAttributes {
@@ -452,7 +537,7 @@ async fn respond(
                     removed: vec![],
                     pending: BTreeMap::new(),
                 };
-                s.store().run(cmd, now).await?;
+                s.run(cmd, now).await?;
             }
             let cmd = Command::SetPassword {
                 pool_id: pool.id.clone(),
@@ -460,8 +545,9 @@ async fn respond(
                 password_hash: hash,
                 permanent: true,
                 expires_at: None,
+                srp,
             };
-            s.store().run(cmd, now).await?;
+            s.run(cmd, now).await?;
             let user = crate::users::reload(s, pool, &key).await?;
             next_step(s, pool, client, &key, &user, &cs.flow).await
         }
@@ -516,7 +602,8 @@ pub async fn respond_to_auth_challenge(
         r.session.as_ref().map(|x| x.as_str()),
         &responses,
     )
-    .await?;
+    .await;
+    let o = with_device(&s, &pool, &responses, o).await?;
     Ok(respond_as!(p::RespondToAuthChallengeResponse, o))
 }
 
@@ -538,7 +625,8 @@ pub async fn admin_respond_to_auth_challenge(
         r.session.as_ref().map(|x| x.as_str()),
         &responses,
     )
-    .await?;
+    .await;
+    let o = with_device(&s, &pool, &responses, o).await?;
     Ok(respond_as!(p::AdminRespondToAuthChallengeResponse, o))
 }
 
@@ -564,15 +652,14 @@ pub async fn global_sign_out(
     r: p::GlobalSignOutRequest,
 ) -> Result<p::GlobalSignOutResponse> {
     let a = tokens::authorize(&s, r.access_token.as_str()).await?;
-    s.store()
-        .run(
-            Command::GlobalSignOut {
-                pool_id: a.pool.id.clone(),
-                username_key: a.username_key,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::GlobalSignOut {
+            pool_id: a.pool.id.clone(),
+            username_key: a.username_key,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::GlobalSignOutResponse {})
 }
 
@@ -625,14 +712,13 @@ pub async fn revoke_token(s: AppState, r: p::RevokeTokenRequest) -> Result<p::Re
         .await?;
     // Unknown or foreign tokens are answered like revoked ones (RFC 7009).
     if let Some(session) = found.filter(|x| x.client_id == client.id) {
-        s.store()
-            .run(
-                Command::RevokeSession {
-                    origin_jti: session.origin_jti,
-                },
-                now_ms(),
-            )
-            .await?;
+        s.run(
+            Command::RevokeSession {
+                origin_jti: session.origin_jti,
+            },
+            now_ms(),
+        )
+        .await?;
     }
     Ok(p::RevokeTokenResponse {})
 }

@@ -324,8 +324,7 @@ pub async fn create(
         updated_at: now,
     };
     apply(&mut c, settings_of!(r, None), &pool)?;
-    s.store()
-        .run(Command::CreateClient { client: c.clone() }, now)
+    s.run(Command::CreateClient { client: c.clone() }, now)
         .await?;
     Ok(p::CreateUserPoolClientResponse {
         user_pool_client: Some(describe_client(&s, &c)?),
@@ -351,8 +350,7 @@ pub async fn update(
     apply(&mut c, settings_of!(r, r.client_name.clone()), &pool)?;
     let now = now_ms();
     c.updated_at = now;
-    s.store()
-        .run(Command::UpdateClient { client: c.clone() }, now)
+    s.run(Command::UpdateClient { client: c.clone() }, now)
         .await?;
     Ok(p::UpdateUserPoolClientResponse {
         user_pool_client: Some(describe_client(&s, &c)?),
@@ -360,15 +358,14 @@ pub async fn update(
 }
 
 pub async fn delete(s: AppState, r: p::DeleteUserPoolClientRequest) -> Result<p::Empty> {
-    s.store()
-        .run(
-            Command::DeleteClient {
-                pool_id: r.user_pool_id,
-                client_id: r.client_id,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::DeleteClient {
+            pool_id: r.user_pool_id,
+            client_id: r.client_id,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::Empty {})
 }
 

@@ -141,7 +141,7 @@ pub async fn admin_add_user_to_group(
     s.store()
         .run_as(
             Command::AddToGroup {
-                pool_id: pool.id,
+                pool_id: pool.id.clone(),
                 username_key: key,
                 group: r.group_name,
             },
@@ -161,7 +161,7 @@ pub async fn admin_remove_user_from_group(
     s.store()
         .run_as(
             Command::RemoveFromGroup {
-                pool_id: pool.id,
+                pool_id: pool.id.clone(),
                 username_key: key,
                 group: r.group_name,
             },

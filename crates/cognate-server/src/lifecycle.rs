@@ -165,6 +165,7 @@ pub async fn confirm_forgot_password(
     };
     pool.password_policy.check(r.password.as_str())?;
     let hash = s.hasher().hash(r.password.expose().clone()).await?;
+    let srp = crate::srp::verifier_for(&s, &pool, &user.username, r.password.as_str()).await?;
     let code_hash = s.keyring().code_hash(
         purpose_name(CodePurpose::ForgotPassword),
         &user.sub,
@@ -175,8 +176,9 @@ pub async fn confirm_forgot_password(
         username_key: key,
         code_hash,
         password_hash: hash,
+        srp,
     };
-    s.store().execute(cmd, now_ms()).await?.into_result()?;
+    s.execute(cmd, now_ms()).await?.into_result()?;
     Ok(p::ConfirmForgotPasswordResponse {})
 }
 
@@ -206,14 +208,17 @@ pub async fn change_password(
         .hasher()
         .hash(r.proposed_password.expose().clone())
         .await?;
+    let srp = crate::srp::verifier_for(&s, &a.pool, &a.user.username, r.proposed_password.as_str())
+        .await?;
     let cmd = Command::SetPassword {
-        pool_id: a.pool.id,
+        pool_id: a.pool.id.clone(),
         username_key: a.username_key,
         password_hash: hash,
         permanent: true,
         expires_at: None,
+        srp,
     };
-    s.store().run(cmd, now_ms()).await?;
+    s.run(cmd, now_ms()).await?;
     Ok(p::ChangePasswordResponse {})
 }
 
@@ -414,12 +419,12 @@ pub async fn verify_user_attribute(
         r.code.as_str(),
     );
     let cmd = Command::VerifyAttribute {
-        pool_id: a.pool.id,
+        pool_id: a.pool.id.clone(),
         username_key: a.username_key,
         attribute: r.attribute_name,
         code_hash,
     };
-    s.store().execute(cmd, now_ms()).await?.into_result()?;
+    s.execute(cmd, now_ms()).await?.into_result()?;
     Ok(p::VerifyUserAttributeResponse {})
 }
 
@@ -455,27 +460,26 @@ pub async fn delete_user_attributes(
     check_write_attributes(&a.client, &as_map)?;
     let removed = check_removable(&a.pool, &r.user_attribute_names)?;
     let cmd = Command::ChangeAttributes {
-        pool_id: a.pool.id,
+        pool_id: a.pool.id.clone(),
         username_key: a.username_key,
         set: BTreeMap::new(),
         removed,
         pending: BTreeMap::new(),
     };
-    s.store().run(cmd, now_ms()).await?;
+    s.run(cmd, now_ms()).await?;
     Ok(p::DeleteUserAttributesResponse {})
 }
 
 pub async fn delete_user(s: AppState, r: p::DeleteUserRequest) -> Result<p::Empty> {
     let a = crate::tokens::authorize(&s, r.access_token.as_str()).await?;
-    s.store()
-        .run(
-            Command::DeleteUser {
-                pool_id: a.pool.id,
-                username_key: a.username_key,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::DeleteUser {
+            pool_id: a.pool.id.clone(),
+            username_key: a.username_key,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::Empty {})
 }
 
@@ -499,10 +503,10 @@ pub async fn set_user_settings(
         options.push((medium, attr));
     }
     let cmd = Command::SetUserSettings {
-        pool_id: a.pool.id,
+        pool_id: a.pool.id.clone(),
         username_key: a.username_key,
         mfa_options: options,
     };
-    s.store().run(cmd, now_ms()).await?;
+    s.run(cmd, now_ms()).await?;
     Ok(p::SetUserSettingsResponse {})
 }

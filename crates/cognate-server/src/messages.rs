@@ -113,9 +113,10 @@ pub async fn build(
             body = custom;
         }
         if d.channel == "email"
-            && let Some(sub) = field("emailSubject") {
-                subject = Some(sub);
-            }
+            && let Some(sub) = field("emailSubject")
+        {
+            subject = Some(sub);
+        }
     }
     Ok(Message {
         message_id: crate::util::new_sub(),

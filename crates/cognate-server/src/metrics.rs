@@ -155,6 +155,7 @@ pub async fn scrape(State(s): State<AppState>) -> impl IntoResponse {
             .set(stats.batch_sizes[i].load(Ordering::Relaxed) as i64);
     }
     if let Some(o) = s.outbox_stats() {
+        o.note_head(stats.last_seq.load(Ordering::Relaxed));
         m.outbox_events_behind.set(o.events_behind() as i64);
         m.outbox_seconds_behind.set(o.seconds_behind());
         m.outbox_published.set(o.published() as i64);

@@ -156,7 +156,11 @@ pub async fn issue_challenge(
                 code: pending,
             };
             let (subject, template) = if name == "SMS_MFA" {
-                let t: Option<String> = get_setting(&pool.settings, "SmsAuthenticationMessage");
+                // SetUserPoolMfaConfig's template wins over the pool's older field.
+                let t: Option<String> =
+                    get_setting::<p::SmsMfaConfigType>(&pool.settings, "SmsMfaConfiguration")
+                        .and_then(|c| c.sms_authentication_message)
+                        .or_else(|| get_setting(&pool.settings, "SmsAuthenticationMessage"));
                 (
                     None,
                     t.unwrap_or_else(|| "Your authentication code is {####}. ".into()),
@@ -242,7 +246,7 @@ async fn use_totp(
         username_key: key.to_owned(),
         step,
     };
-    s.store().run(cmd, now_ms()).await?;
+    s.run(cmd, now_ms()).await?;
     Ok(())
 }
 
@@ -277,7 +281,7 @@ pub async fn check_challenge(
         username_key: key.to_owned(),
         code_hash: hash,
     };
-    s.store().execute(cmd, now_ms()).await?.into_result()?;
+    s.execute(cmd, now_ms()).await?.into_result()?;
     Ok(())
 }
 
@@ -287,7 +291,7 @@ async fn token_or_session(
     s: &AppState,
     token: Option<&str>,
     session: Option<&str>,
-) -> Result<(Pool, String, User, Option<ChallengeSession>)> {
+) -> Result<(std::sync::Arc<Pool>, String, User, Option<ChallengeSession>)> {
     if let Some(t) = token {
         let a = crate::tokens::authorize(s, t).await?;
         return Ok((a.pool, a.username_key, a.user, None));
@@ -334,16 +338,15 @@ pub async fn associate_software_token(
     if mfa.preferred.as_deref() == Some("SOFTWARE_TOKEN_MFA") {
         mfa.preferred = None;
     }
-    s.store()
-        .run(
-            Command::SetMfa {
-                pool_id: pool.id,
-                username_key: key,
-                mfa,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::SetMfa {
+            pool_id: pool.id.clone(),
+            username_key: key,
+            mfa,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::AssociateSoftwareTokenResponse {
         secret_code: Some(p::Sensitive(cognate_crypto::totp::base32(&secret))),
         session: cs.map(|c| p::Sensitive(c.seal(&s))),
@@ -373,16 +376,15 @@ pub async fn verify_software_token(
         mfa.totp_enabled = true;
         mfa.preferred = Some("SOFTWARE_TOKEN_MFA".into());
     }
-    s.store()
-        .run(
-            Command::SetMfa {
-                pool_id: pool.id,
-                username_key: key,
-                mfa,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::SetMfa {
+            pool_id: pool.id.clone(),
+            username_key: key,
+            mfa,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::VerifySoftwareTokenResponse {
         status: Some(p::VerifySoftwareTokenResponseType::Success),
         session: cs.map(|c| p::Sensitive(c.seal(&s))),
@@ -459,16 +461,15 @@ pub async fn set_user_mfa_preference(
             .map(|x| (x.enabled, x.preferred_mfa)),
         r.email_mfa_settings.map(|x| (x.enabled, x.preferred_mfa)),
     )?;
-    s.store()
-        .run(
-            Command::SetMfa {
-                pool_id: a.pool.id,
-                username_key: a.username_key,
-                mfa,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::SetMfa {
+            pool_id: a.pool.id.clone(),
+            username_key: a.username_key,
+            mfa,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::SetUserMFAPreferenceResponse {})
 }
 
@@ -487,7 +488,7 @@ pub async fn admin_set_user_mfa_preference(
     s.store()
         .run_as(
             Command::SetMfa {
-                pool_id: pool.id,
+                pool_id: pool.id.clone(),
                 username_key: key,
                 mfa,
             },
@@ -502,7 +503,7 @@ pub async fn set_user_pool_mfa_config(
     s: AppState,
     r: p::SetUserPoolMfaConfigRequest,
 ) -> Result<p::SetUserPoolMfaConfigResponse> {
-    let mut pool = crate::pools::load_pool(&s, &r.user_pool_id).await?;
+    let mut pool = (*crate::pools::load_pool(&s, &r.user_pool_id).await?).clone();
     put_or_remove(
         &mut pool.settings,
         "SmsMfaConfiguration",
@@ -529,8 +530,7 @@ pub async fn set_user_pool_mfa_config(
     }
     let now = now_ms();
     pool.updated_at = now;
-    s.store()
-        .run(Command::UpdatePool { pool: pool.clone() }, now)
+    s.run(Command::UpdatePool { pool: pool.clone() }, now)
         .await?;
     Ok(p::SetUserPoolMfaConfigResponse {
         sms_mfa_configuration: get_setting(&pool.settings, "SmsMfaConfiguration"),

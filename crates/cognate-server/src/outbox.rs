@@ -20,6 +20,15 @@ use crate::state::AppState;
 
 const CURSOR: &str = "outbox";
 
+/// The app client a user's own request came through (recorded as the event's actor);
+/// administrators' actions have none, as in Cognito.
+fn client_of(env: &Envelope) -> &str {
+    env.actor
+        .as_deref()
+        .and_then(|a| a.strip_prefix("client:"))
+        .unwrap_or("CLIENT_ID_NOT_APPLICABLE")
+}
+
 pub struct LogSource {
     state: AppState,
     prefix: String,
@@ -126,7 +135,7 @@ impl LogSource {
                         "PostConfirmation",
                         "PostConfirmation_ConfirmSignUp",
                         &u.username,
-                        "CLIENT_ID_NOT_APPLICABLE",
+                        client_of(env),
                         req,
                     ));
                 }
@@ -144,7 +153,7 @@ impl LogSource {
                         "PostConfirmation",
                         "PostConfirmation_ConfirmForgotPassword",
                         &u.username,
-                        "CLIENT_ID_NOT_APPLICABLE",
+                        client_of(env),
                         req,
                     ));
                 }

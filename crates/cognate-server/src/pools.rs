@@ -56,22 +56,24 @@ pub fn attribute_def(a: &p::SchemaAttributeType) -> Result<AttributeDef> {
         None => (None, None),
     };
     if let (Some(lo), Some(hi)) = (min_length, max_length)
-        && lo > hi {
-            return Err(ApiError::invalid(format!(
-                "MinLength of {name} is greater than its MaxLength."
-            )));
-        }
+        && lo > hi
+    {
+        return Err(ApiError::invalid(format!(
+            "MinLength of {name} is greater than its MaxLength."
+        )));
+    }
     if max_length.is_some_and(|m| m > 2048) || min_length.is_some_and(|m| m < 0) {
         return Err(ApiError::invalid(format!(
             "String constraints of {name} must lie between 0 and 2048."
         )));
     }
     if let (Some(lo), Some(hi)) = (min_value, max_value)
-        && lo > hi {
-            return Err(ApiError::invalid(format!(
-                "MinValue of {name} is greater than its MaxValue."
-            )));
-        }
+        && lo > hi
+    {
+        return Err(ApiError::invalid(format!(
+            "MinValue of {name} is greater than its MaxValue."
+        )));
+    }
     let standard = schema::standard_default(&name);
     Ok(AttributeDef {
         developer_only: a.developer_only_attribute.unwrap_or(false),
@@ -175,13 +177,14 @@ fn apply_mutable(pool: &mut Pool, m: Mutable<'_>) -> Result<()> {
     pool.mfa_configuration = m.mfa.map(|x| x.as_str()).unwrap_or("OFF").to_owned();
     pool.lambda_config = BTreeMap::new();
     if let Some(lc) = m.lambda_config
-        && let Ok(Value::Object(map)) = serde_json::to_value(lc) {
-            for (k, v) in map {
-                if let (Some(arn), false) = (v.as_str(), k == "KMSKeyID") {
-                    pool.lambda_config.insert(k, arn.to_owned());
-                }
+        && let Ok(Value::Object(map)) = serde_json::to_value(lc)
+    {
+        for (k, v) in map {
+            if let (Some(arn), false) = (v.as_str(), k == "KMSKeyID") {
+                pool.lambda_config.insert(k, arn.to_owned());
             }
         }
+    }
     pool.settings = m.opaque;
     Ok(())
 }
@@ -370,7 +373,8 @@ fn wire_enums<T: serde::de::DeserializeOwned>(v: &[String]) -> Option<Vec<T>> {
     )
 }
 
-pub async fn load_pool(s: &AppState, pool_id: &str) -> Result<Pool> {
+/// A pool shared from the cache: cheap to pass around, clone it to change it.
+pub async fn load_pool(s: &AppState, pool_id: &str) -> Result<std::sync::Arc<Pool>> {
     s.pool(pool_id).await?.ok_or_else(|| {
         ApiError::new(
             cognate_domain::ErrorKind::ResourceNotFound,
@@ -446,8 +450,7 @@ pub async fn create(s: AppState, r: p::CreateUserPoolRequest) -> Result<p::Creat
             opaque: opaque_of_create(&r),
         },
     )?;
-    s.store()
-        .run(Command::CreatePool { pool: pool.clone() }, now)
+    s.run(Command::CreatePool { pool: pool.clone() }, now)
         .await?;
     tracing::info!(pool = %pool.id, "user pool created");
     Ok(p::CreateUserPoolResponse {
@@ -496,7 +499,7 @@ pub fn refuse_immutable_fields(v: &Value) -> Result<()> {
 
 pub async fn update(s: AppState, r: p::UpdateUserPoolRequest) -> Result<p::UpdateUserPoolResponse> {
     let old = load_pool(&s, &r.user_pool_id).await?;
-    let mut pool = old.clone();
+    let mut pool = (*old).clone();
     // As in Cognito, settings left out of an update return to their defaults.
     apply_mutable(
         &mut pool,
@@ -514,19 +517,18 @@ pub async fn update(s: AppState, r: p::UpdateUserPoolRequest) -> Result<p::Updat
     }
     let now = now_ms();
     pool.updated_at = now;
-    s.store().run(Command::UpdatePool { pool }, now).await?;
+    s.run(Command::UpdatePool { pool }, now).await?;
     Ok(p::UpdateUserPoolResponse {})
 }
 
 pub async fn delete(s: AppState, r: p::DeleteUserPoolRequest) -> Result<p::Empty> {
-    s.store()
-        .run(
-            Command::DeletePool {
-                pool_id: r.user_pool_id.clone(),
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::DeletePool {
+            pool_id: r.user_pool_id.clone(),
+        },
+        now_ms(),
+    )
+    .await?;
     s.forget_pool(&r.user_pool_id);
     Ok(p::Empty {})
 }
@@ -581,14 +583,13 @@ pub async fn add_custom_attributes(
             )));
         }
     }
-    s.store()
-        .run(
-            Command::AddCustomAttributes {
-                pool_id: r.user_pool_id,
-                attributes: defs,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::AddCustomAttributes {
+            pool_id: r.user_pool_id,
+            attributes: defs,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::AddCustomAttributesResponse {})
 }

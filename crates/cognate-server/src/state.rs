@@ -29,11 +29,18 @@ struct Inner {
     keys: RwLock<HashMap<String, Arc<Vec<SigningKey>>>>,
     /// Decoded pools and clients by id, with the store's config version they were read
     /// at: every request needs them, and they change rarely.
-    pools: RwLock<HashMap<String, (u64, Pool)>>,
+    pools: RwLock<HashMap<String, (u64, Arc<Pool>)>>,
     clients: RwLock<HashMap<String, (u64, Client)>>,
     bus: Option<Bus>,
     outbox: Option<Arc<OutboxStats>>,
+    /// Claims of access tokens whose signature was already checked, by token. A client
+    /// presents the same token for its whole lifetime; the RSA check is the largest
+    /// cost of GetUser. Expiry and revocation are still checked on every use.
+    verified: RwLock<HashMap<String, Arc<cognate_crypto::jwt::JsonObject>>>,
 }
+
+/// Bound on remembered tokens; the map is emptied when it is full.
+const VERIFIED_CACHE: usize = 10_000;
 
 impl AppState {
     pub fn new(
@@ -68,7 +75,21 @@ impl AppState {
             clients: RwLock::new(HashMap::new()),
             bus,
             outbox,
+            verified: RwLock::new(HashMap::new()),
         })))
+    }
+
+    pub fn verified_token(&self, token: &str) -> Option<Arc<cognate_crypto::jwt::JsonObject>> {
+        self.0.verified.read().ok()?.get(token).cloned()
+    }
+
+    pub fn remember_verified(&self, token: &str, claims: Arc<cognate_crypto::jwt::JsonObject>) {
+        if let Ok(mut m) = self.0.verified.write() {
+            if m.len() >= VERIFIED_CACHE {
+                m.clear();
+            }
+            m.insert(token.to_owned(), claims);
+        }
     }
 
     pub fn bus(&self) -> Option<&Bus> {
@@ -77,6 +98,27 @@ impl AppState {
 
     pub fn outbox_stats(&self) -> Option<&Arc<OutboxStats>> {
         self.0.outbox.as_ref()
+    }
+
+    /// Runs a command, attributed to the admin whose signature authorised the request
+    /// (nobody for the user's own requests); a refusal becomes an error.
+    pub async fn run(
+        &self,
+        command: Command,
+        now: Millis,
+    ) -> Result<Vec<cognate_domain::Envelope>> {
+        Ok(self
+            .store()
+            .run_as(command, now, crate::wire::actor())
+            .await?)
+    }
+
+    /// `run`, keeping a recorded refusal (a wrong code) as part of the result.
+    pub async fn execute(&self, command: Command, now: Millis) -> Result<Executed> {
+        Ok(self
+            .store()
+            .execute_as(command, now, crate::wire::actor())
+            .await?)
     }
 
     /// Runs a command together with the messages it sends: they are sealed into the log
@@ -97,6 +139,7 @@ impl AppState {
                     .seal(&serde_json::to_vec(m).unwrap_or_default()),
             })
             .collect();
+        let actor = actor.or_else(crate::wire::actor);
         let executed = self
             .store()
             .execute_with(command, now, actor, sealed)
@@ -131,9 +174,10 @@ impl AppState {
     /// The pool's signing keys, opened with the master key once and cached.
     pub fn signing_keys(&self, pool: &Pool) -> Result<Arc<Vec<SigningKey>>> {
         if let Ok(cache) = self.0.keys.read()
-            && let Some(k) = cache.get(&pool.id) {
-                return Ok(k.clone());
-            }
+            && let Some(k) = cache.get(&pool.id)
+        {
+            return Ok(k.clone());
+        }
         let mut keys = Vec::with_capacity(pool.keys.len());
         for sealed in &pool.keys {
             let der = self
@@ -161,17 +205,19 @@ impl AppState {
     }
 
     /// A pool by id, from the cache while no pool or client has changed since.
-    pub async fn pool(&self, id: &str) -> Result<Option<Pool>> {
+    pub async fn pool(&self, id: &str) -> Result<Option<Arc<Pool>>> {
         let version = self.config_version();
         if let Some((v, p)) = self.0.pools.read().ok().and_then(|c| c.get(id).cloned())
-            && v == version {
-                return Ok(Some(p));
-            }
+            && v == version
+        {
+            return Ok(Some(p));
+        }
         let key = id.to_owned();
         let found = self
             .store()
             .read(move |r| cognate_domain::View::pool(r, &key))
-            .await?;
+            .await?
+            .map(Arc::new);
         if let (Some(p), Ok(mut cache)) = (&found, self.0.pools.write()) {
             cache.insert(id.to_owned(), (version, p.clone()));
         }
@@ -182,9 +228,10 @@ impl AppState {
     pub async fn client(&self, id: &str) -> Result<Option<Client>> {
         let version = self.config_version();
         if let Some((v, c)) = self.0.clients.read().ok().and_then(|c| c.get(id).cloned())
-            && v == version {
-                return Ok(Some(c));
-            }
+            && v == version
+        {
+            return Ok(Some(c));
+        }
         let key = id.to_owned();
         let found = self
             .store()

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use cognate_domain::command::{DecideError, live_session};
 use cognate_domain::schema::{self, DataType};
-use cognate_domain::{Client, Command, ErrorKind, Millis, Pool, Session, User, View};
+use cognate_domain::{Client, Command, Millis, Pool, Session, User, View};
 use cognate_proto as p;
 
 use crate::error::{ApiError, Result};
@@ -244,17 +244,16 @@ pub async fn start_session(
         revoked: false,
     };
     let jti = session.origin_jti.clone();
-    s.store()
-        .run(
-            Command::SignIn {
-                pool_id: pool.id.clone(),
-                username_key: key.to_owned(),
-                session,
-                flow: flow.to_owned(),
-            },
-            now,
-        )
-        .await?;
+    s.run(
+        Command::SignIn {
+            pool_id: pool.id.clone(),
+            username_key: key.to_owned(),
+            session,
+            flow: flow.to_owned(),
+        },
+        now,
+    )
+    .await?;
     let (access, id) = sign_pair(
         s,
         pool,
@@ -284,7 +283,7 @@ fn domain_err(e: DecideError<cognate_store::Error>) -> ApiError {
 
 /// What a valid access token stands for.
 pub struct Authorized {
-    pub pool: Pool,
+    pub pool: std::sync::Arc<Pool>,
     pub client: Client,
     pub user: User,
     pub username_key: String,
@@ -313,8 +312,17 @@ pub async fn authorize(s: &AppState, token: &str) -> Result<Authorized> {
     let pool = crate::pools::load_pool(s, &pool_id)
         .await
         .map_err(|_| invalid())?;
-    let keys = s.signing_keys(&pool)?;
-    let claims = cognate_crypto::jwt::verify(token, &keys).map_err(|_| invalid())?;
+    let claims = match s.verified_token(token) {
+        Some(c) => c,
+        None => {
+            let keys = s.signing_keys(&pool)?;
+            let c = std::sync::Arc::new(
+                cognate_crypto::jwt::verify(token, &keys).map_err(|_| invalid())?,
+            );
+            s.remember_verified(token, c.clone());
+            c
+        }
+    };
     if claims.get("token_use").and_then(Value::as_str) != Some("access") {
         return Err(invalid());
     }
@@ -331,33 +339,35 @@ pub async fn authorize(s: &AppState, token: &str) -> Result<Authorized> {
         .and_then(Value::as_str)
         .ok_or_else(invalid)?
         .to_owned();
-    let found = s
+    // One read for the session and its user; the client comes from the cache.
+    let (session, user) = s
         .store()
         .read(move |r| {
-            let session = match live_session(r, &jti, now) {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(e)),
+            let Some(session) = r.session(&jti)? else {
+                return Ok((None, None));
             };
             let user = r.user(&session.pool_id, &session.username_key)?;
-            let client = r.client(&session.client_id)?;
-            Ok(Ok((session, user, client)))
+            Ok((Some(session), user))
         })
         .await?;
-    let (session, user, client) = match found {
-        Ok(x) => x,
-        Err(DecideError::Domain(d)) if d.kind == ErrorKind::NotAuthorized => {
-            let msg = if d.message.contains("revoked") || d.message.contains("Invalid Refresh") {
-                "Access Token has been revoked"
-            } else {
-                "User is disabled."
-            };
-            return Err(ApiError::not_authorized(msg));
-        }
-        Err(e) => return Err(domain_err(e)),
+    let revoked = || ApiError::not_authorized("Access Token has been revoked");
+    let session = session.ok_or_else(invalid)?;
+    if session.revoked || session.pool_id != pool.id {
+        return Err(revoked());
+    }
+    let user = match user {
+        Some(u) if u.sub == session.sub => u,
+        _ => return Err(revoked()),
     };
-    let (user, client) = match (user, client) {
-        (Some(u), Some(c)) => (u, c),
-        _ => return Err(ApiError::not_authorized("Access Token has been revoked")),
+    if !user.enabled {
+        return Err(ApiError::not_authorized("User is disabled."));
+    }
+    if user.generation != session.generation {
+        return Err(revoked());
+    }
+    let client = match s.client(&session.client_id).await? {
+        Some(c) if c.pool_id == session.pool_id => c,
+        _ => return Err(revoked()),
     };
     if claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
         return Err(invalid());
@@ -415,7 +425,7 @@ pub async fn refresh(
         new_refresh_hash: new_token.as_ref().map(|t| s.keyring().token_hash(t)),
         grace_until: now + client.retry_grace_period_seconds * 1000,
     };
-    let events = s.store().run(cmd, now).await?;
+    let events = s.run(cmd, now).await?;
     // A retry inside the grace period gets no new refresh token; the old one stays valid.
     let rotated = events.iter().any(|e| {
         matches!(

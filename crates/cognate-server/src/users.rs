@@ -35,9 +35,10 @@ pub fn resolve(
         .chain(&pool.alias_attributes)
     {
         if let Some(owner) = r.alias_owner(&pool.id, attr, &key)?
-            && let Some(u) = r.user(&pool.id, &owner)? {
-                return Ok(Some((owner, u)));
-            }
+            && let Some(u) = r.user(&pool.id, &owner)?
+        {
+            return Ok(Some((owner, u)));
+        }
     }
     if let Some(u) = r.user_by_sub(&pool.id, input)? {
         return Ok(Some((pool.fold(&u.username), u)));
@@ -51,7 +52,10 @@ pub async fn find_user(s: &AppState, pool: &Pool, input: &str) -> Result<Option<
 }
 
 /// The client named by an unauthenticated request, with its pool.
-pub async fn client_and_pool(s: &AppState, client_id: &str) -> Result<(Client, Pool)> {
+pub async fn client_and_pool(
+    s: &AppState,
+    client_id: &str,
+) -> Result<(Client, std::sync::Arc<Pool>)> {
     let found = match s.client(client_id).await? {
         Some(c) => s.pool(&c.pool_id).await?.map(|p| (c, p)),
         None => None,
@@ -129,17 +133,18 @@ pub fn attributes_list(u: &User) -> Vec<p::AttributeType> {
 pub fn delivery_target(pool: &Pool, user: &User) -> Option<(&'static str, String)> {
     let has = |a: &str| pool.auto_verified_attributes.iter().any(|x| x == a);
     if has("email")
-        && let Some(e) = user.attributes.get("email").filter(|v| !v.is_empty()) {
-            return Some(("email", e.clone()));
-        }
+        && let Some(e) = user.attributes.get("email").filter(|v| !v.is_empty())
+    {
+        return Some(("email", e.clone()));
+    }
     if has("phone_number")
         && let Some(ph) = user
             .attributes
             .get("phone_number")
             .filter(|v| !v.is_empty())
-        {
-            return Some(("phone_number", ph.clone()));
-        }
+    {
+        return Some(("phone_number", ph.clone()));
+    }
     None
 }
 
@@ -279,11 +284,12 @@ pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpRespon
             }
         };
         if let Some(v) = attributes.get(attr)
-            && v != &r.username {
-                return Err(ApiError::invalid(format!(
-                    "The {attr} attribute must equal the username."
-                )));
-            }
+            && v != &r.username
+        {
+            return Err(ApiError::invalid(format!(
+                "The {attr} attribute must equal the username."
+            )));
+        }
         attributes.insert(attr.to_owned(), r.username.clone());
         sub.clone()
     } else {
@@ -345,6 +351,7 @@ pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpRespon
             .insert("phone_number_verified".into(), "true".into());
     }
     let hash = s.hasher().hash(password.expose().clone()).await?;
+    user.srp = crate::srp::verifier_for(&s, &pool, &user.username, password.as_str()).await?;
     let now = now_ms();
     user.attributes.insert("sub".into(), sub.clone());
     user.password_hash = Some(hash);
@@ -423,7 +430,7 @@ pub async fn confirm_sign_up(
         code_hash,
         force_alias: r.force_alias_creation.unwrap_or(false),
     };
-    s.store().execute(cmd, now_ms()).await?.into_result()?;
+    s.execute(cmd, now_ms()).await?.into_result()?;
     Ok(p::ConfirmSignUpResponse { session: None })
 }
 
@@ -544,12 +551,15 @@ pub async fn migrate_user(
         _ if password.is_none() => UserStatus::ResetRequired,
         _ => UserStatus::Confirmed,
     };
-    let hash = match password {
+    let (hash, srp) = match password {
         Some(pw) => {
             pool.password_policy.check(pw)?;
-            Some(s.hasher().hash(pw.to_owned()).await?)
+            (
+                Some(s.hasher().hash(pw.to_owned()).await?),
+                crate::srp::verifier_for(s, pool, &name, pw).await?,
+            )
         }
-        None => None,
+        None => (None, None),
     };
     let now = now_ms();
     attributes.insert("sub".into(), sub.clone());
@@ -560,6 +570,7 @@ pub async fn migrate_user(
         status,
         enabled: true,
         password_hash: hash,
+        srp,
         created_at: now,
         updated_at: now,
         ..Default::default()
@@ -589,7 +600,7 @@ pub async fn admin_user(
     s: &AppState,
     pool_id: &str,
     username: &str,
-) -> Result<(Pool, String, User)> {
+) -> Result<(std::sync::Arc<Pool>, String, User)> {
     let pool = load_pool(s, pool_id).await?;
     let (key, user) = find_user(s, &pool, username)
         .await?
@@ -602,15 +613,14 @@ pub async fn admin_confirm_sign_up(
     r: p::AdminConfirmSignUpRequest,
 ) -> Result<p::AdminConfirmSignUpResponse> {
     let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
-    s.store()
-        .run(
-            Command::AdminConfirmSignUp {
-                pool_id: pool.id,
-                username_key: key,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::AdminConfirmSignUp {
+            pool_id: pool.id.clone(),
+            username_key: key,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::AdminConfirmSignUpResponse {})
 }
 
@@ -637,19 +647,21 @@ pub async fn admin_set_user_password(
     s: AppState,
     r: p::AdminSetUserPasswordRequest,
 ) -> Result<p::AdminSetUserPasswordResponse> {
-    let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
+    let (pool, key, user) = admin_user(&s, &r.user_pool_id, &r.username).await?;
     pool.password_policy.check(r.password.as_str())?;
     let hash = s.hasher().hash(r.password.expose().clone()).await?;
+    let srp = crate::srp::verifier_for(&s, &pool, &user.username, r.password.as_str()).await?;
     let now = now_ms();
     let permanent = r.permanent.unwrap_or(false);
     let cmd = Command::SetPassword {
         expires_at: (!permanent).then(|| temporary_expiry(&pool, now)),
-        pool_id: pool.id,
+        pool_id: pool.id.clone(),
         username_key: key,
         password_hash: hash,
         permanent,
+        srp,
     };
-    s.store().run(cmd, now).await?;
+    s.run(cmd, now).await?;
     Ok(p::AdminSetUserPasswordResponse {})
 }
 
@@ -660,14 +672,13 @@ pub fn temporary_expiry(pool: &Pool, now: Millis) -> Millis {
 
 pub async fn admin_delete_user(s: AppState, r: p::AdminDeleteUserRequest) -> Result<p::Empty> {
     let (pool, key, _) = admin_user(&s, &r.user_pool_id, &r.username).await?;
-    s.store()
-        .run(
-            Command::DeleteUser {
-                pool_id: pool.id,
-                username_key: key,
-            },
-            now_ms(),
-        )
-        .await?;
+    s.run(
+        Command::DeleteUser {
+            pool_id: pool.id.clone(),
+            username_key: key,
+        },
+        now_ms(),
+    )
+    .await?;
     Ok(p::Empty {})
 }

@@ -58,9 +58,10 @@ pub fn mask_phone(phone: &str) -> String {
 
 pub fn put_setting<T: Serialize>(map: &mut BTreeMap<String, Value>, name: &str, value: &Option<T>) {
     if let Some(v) = value
-        && let Ok(j) = serde_json::to_value(v) {
-            map.insert(name.to_owned(), j);
-        }
+        && let Ok(j) = serde_json::to_value(v)
+    {
+        map.insert(name.to_owned(), j);
+    }
 }
 
 pub fn get_setting<T: DeserializeOwned>(map: &BTreeMap<String, Value>, name: &str) -> Option<T> {

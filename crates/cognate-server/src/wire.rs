@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-use crate::{admin, auth, clients, groups, lifecycle, mfa, pools, users};
+use crate::{admin, auth, clients, devices, groups, lifecycle, mfa, pools, users};
 
 tokio::task_local! {
     /// The admin access key that signed the current request, for event attribution.
@@ -121,7 +121,7 @@ async fn handle(
             format!("Request body is larger than the limit of {limit} bytes."),
         )
     })?;
-    let actor = if op.is_unauthenticated() {
+    let mut actor = if op.is_unauthenticated() {
         None
     } else {
         Some(format!(
@@ -151,6 +151,10 @@ async fn handle(
     }
     if let Some(c) = value.get("ClientId").and_then(Value::as_str) {
         span.record("client", c);
+        // A user's own request is attributed to the app client it came through.
+        if actor.is_none() && c.len() <= 128 {
+            actor = Some(format!("client:{c}"));
+        }
     }
     ACTOR.scope(actor, dispatch(s.clone(), op, value)).await
 }
@@ -211,8 +215,19 @@ where
     serde_json::to_vec(&resp).map_err(|e| ApiError::internal("encode response", e))
 }
 
-async fn dispatch(s: AppState, op: Operation, value: Value) -> Result<Vec<u8>> {
+/// amazon-cognito-identity-js sends `null` for absent entries of the string maps
+/// (`"DEVICE_KEY": null` when no device is remembered); Cognito ignores them, so do we.
+fn drop_null_entries(value: &mut Value) {
+    for field in ["AuthParameters", "ChallengeResponses", "ClientMetadata"] {
+        if let Some(Value::Object(m)) = value.get_mut(field) {
+            m.retain(|_, v| !v.is_null());
+        }
+    }
+}
+
+async fn dispatch(s: AppState, op: Operation, mut value: Value) -> Result<Vec<u8>> {
     use Operation as O;
+    drop_null_entries(&mut value);
     match op {
         O::CreateUserPool => call(s, value, pools::create).await,
         O::DescribeUserPool => call(s, value, pools::describe).await,
@@ -280,6 +295,16 @@ async fn dispatch(s: AppState, op: Operation, value: Value) -> Result<Vec<u8>> {
         O::VerifySoftwareToken => call(s, value, mfa::verify_software_token).await,
         O::SetUserMFAPreference => call(s, value, mfa::set_user_mfa_preference).await,
         O::AdminSetUserMFAPreference => call(s, value, mfa::admin_set_user_mfa_preference).await,
+        // Remembered devices (devices.rs).
+        O::ConfirmDevice => call(s, value, devices::confirm_device).await,
+        O::GetDevice => call(s, value, devices::get_device).await,
+        O::ListDevices => call(s, value, devices::list_devices).await,
+        O::UpdateDeviceStatus => call(s, value, devices::update_device_status).await,
+        O::ForgetDevice => call(s, value, devices::forget_device).await,
+        O::AdminGetDevice => call(s, value, devices::admin_get_device).await,
+        O::AdminListDevices => call(s, value, devices::admin_list_devices).await,
+        O::AdminUpdateDeviceStatus => call(s, value, devices::admin_update_device_status).await,
+        O::AdminForgetDevice => call(s, value, devices::admin_forget_device).await,
         other => Err(ApiError::new(
             ErrorKind::UnsupportedOperation,
             format!(

@@ -260,6 +260,9 @@ pub struct WriteProjections<'t> {
     group_members: UnitTable<'t>,
     search: UnitTable<'t>,
     history: UnitTable<'t>,
+    /// Pools decoded during this batch: nearly every command reads its pool, and
+    /// decoding one costs more than the rest of a sign-up's bookkeeping.
+    pool_cache: std::cell::RefCell<std::collections::HashMap<String, Option<Pool>>>,
 }
 
 impl<'t> WriteProjections<'t> {
@@ -278,6 +281,7 @@ impl<'t> WriteProjections<'t> {
             group_members: txn.open_table(GROUP_MEMBERS)?,
             search: txn.open_table(SEARCH)?,
             history: txn.open_table(HISTORY)?,
+            pool_cache: Default::default(),
         })
     }
 
@@ -300,7 +304,14 @@ fn clear_range<V: redb::Value + 'static>(
 impl View for WriteProjections<'_> {
     type Error = Error;
     fn pool(&self, id: &str) -> Result<Option<Pool>> {
-        get_json(&self.pools, id)
+        if let Some(hit) = self.pool_cache.borrow().get(id) {
+            return Ok(hit.clone());
+        }
+        let found: Option<Pool> = get_json(&self.pools, id)?;
+        self.pool_cache
+            .borrow_mut()
+            .insert(id.to_owned(), found.clone());
+        Ok(found)
     }
     fn client(&self, id: &str) -> Result<Option<Client>> {
         get_json(&self.clients, id)
@@ -328,11 +339,15 @@ impl View for WriteProjections<'_> {
 impl Projections for WriteProjections<'_> {
     fn put_pool(&mut self, pool: &Pool) -> Result<()> {
         self.pools.insert(pool.id.as_str(), enc(pool)?.as_slice())?;
+        self.pool_cache
+            .borrow_mut()
+            .insert(pool.id.clone(), Some(pool.clone()));
         Ok(())
     }
 
     fn delete_pool(&mut self, id: &str) -> Result<()> {
         self.pools.remove(id)?;
+        self.pool_cache.borrow_mut().insert(id.to_owned(), None);
         let (lo, hi) = under(id);
         let mut client_ids = Vec::new();
         for item in self.pool_clients.range(lo.as_str()..hi.as_str())? {
@@ -680,7 +695,12 @@ impl Reader {
     }
 
     pub fn meta(&self, name: &str) -> Result<u64> {
-        Ok(self.txn.open_table(META)?.get(name)?.map(|v| v.value()).unwrap_or(0))
+        Ok(self
+            .txn
+            .open_table(META)?
+            .get(name)?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     pub fn event_count(&self) -> Result<u64> {

@@ -371,6 +371,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                     password_hash: format!("h{step}"),
                     permanent: rng.below(2) == 0,
                     expires_at: None,
+                    srp: None,
                 },
                 5 => Command::DeleteUser {
                     pool_id: p.into(),
@@ -491,4 +492,145 @@ async fn rebuild_detects_a_tampered_projection() {
     assert_ne!(out.live_digest, out.rebuilt_digest);
     let s = Store::open(&path, WriterConfig::default()).unwrap();
     assert_eq!(s.digest().unwrap(), out.rebuilt_digest);
+}
+
+#[tokio::test]
+async fn srp_verifiers_and_devices_fold_and_rebuild() {
+    use cognate_domain::{Device, SrpVerifier};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let srp = |v: &str| SrpVerifier {
+        salt: "5a17".into(),
+        verifier: v.into(),
+    };
+    let live = {
+        let s = Store::open(&path, WriterConfig::default()).unwrap();
+        s.run(
+            Command::CreatePool {
+                pool: pool("p_d", &[]),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+        s.run(
+            Command::SignUp {
+                pool_id: "p_d".into(),
+                client_id: None,
+                user: user("dora", "d@x.io"),
+            },
+            2,
+        )
+        .await
+        .unwrap();
+        let add = |hash: &str, v: &str| Command::AddSrpVerifier {
+            pool_id: "p_d".into(),
+            username_key: "dora".into(),
+            password_hash: hash.into(),
+            srp: srp(v),
+        };
+        // A verifier for a password that is no longer the user's is not added.
+        assert!(
+            s.run(add("$argon2id$other", "v-stale"), 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.run(add("$argon2id$fake", "v-1"), 4).await.unwrap().len(),
+            1
+        );
+        // Only once.
+        assert!(
+            s.run(add("$argon2id$fake", "v-2"), 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let u = s.read_now().unwrap().user("p_d", "dora").unwrap().unwrap();
+        assert_eq!(u.srp, Some(srp("v-1")));
+        // A new password replaces the verifier; one without clears it.
+        s.run(
+            Command::SetPassword {
+                pool_id: "p_d".into(),
+                username_key: "dora".into(),
+                password_hash: "$argon2id$new".into(),
+                permanent: true,
+                expires_at: None,
+                srp: None,
+            },
+            6,
+        )
+        .await
+        .unwrap();
+        let u = s.read_now().unwrap().user("p_d", "dora").unwrap().unwrap();
+        assert_eq!(u.srp, None);
+
+        let device = Device {
+            key: "us-east-1_d1".into(),
+            group_key: "-group".into(),
+            name: Some("laptop".into()),
+            remembered: true,
+            srp: srp("dv"),
+            created_at: 7,
+            updated_at: 7,
+            last_authenticated_at: 7,
+        };
+        s.run(
+            Command::ConfirmDevice {
+                pool_id: "p_d".into(),
+                username_key: "dora".into(),
+                device,
+            },
+            7,
+        )
+        .await
+        .unwrap();
+        s.run(
+            Command::UpdateDeviceStatus {
+                pool_id: "p_d".into(),
+                username_key: "dora".into(),
+                device_key: "us-east-1_d1".into(),
+                remembered: false,
+            },
+            8,
+        )
+        .await
+        .unwrap();
+        s.run(
+            Command::DeviceAuthenticated {
+                pool_id: "p_d".into(),
+                username_key: "dora".into(),
+                device_key: "us-east-1_d1".into(),
+            },
+            9,
+        )
+        .await
+        .unwrap();
+        let u = s.read_now().unwrap().user("p_d", "dora").unwrap().unwrap();
+        let d = &u.devices["us-east-1_d1"];
+        assert!(!d.remembered);
+        assert_eq!((d.updated_at, d.last_authenticated_at), (8, 9));
+        let e = s
+            .run(
+                Command::ForgetDevice {
+                    pool_id: "p_d".into(),
+                    username_key: "dora".into(),
+                    device_key: "us-east-1_nope".into(),
+                },
+                10,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Refused(ref d) if d.kind == ErrorKind::ResourceNotFound),
+            "{e:?}"
+        );
+        let live = s.digest().unwrap();
+        s.close();
+        live
+    };
+    let out = rebuild(&path).unwrap();
+    assert_eq!(out.live_digest, live);
+    assert_eq!(out.rebuilt_digest, live);
 }

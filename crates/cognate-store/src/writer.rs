@@ -174,15 +174,16 @@ fn apply_one(p: &mut WriteProjections<'_>, job: &Job, seq: &mut u64) -> Result<E
     // Outgoing messages travel in the same transaction as the change that causes them,
     // so the outbox can never lose or invent one.
     if outcome.refusal.is_none()
-        && let Some((pool, aggregate, _)) = pending.first().cloned() {
-            for m in &job.messages {
-                let event = Event::MessageQueued {
-                    channel: m.channel.clone(),
-                    sealed: m.sealed.clone(),
-                };
-                pending.push((pool.clone(), aggregate.clone(), event));
-            }
+        && let Some((pool, aggregate, _)) = pending.first().cloned()
+    {
+        for m in &job.messages {
+            let event = Event::MessageQueued {
+                channel: m.channel.clone(),
+                sealed: m.sealed.clone(),
+            };
+            pending.push((pool.clone(), aggregate.clone(), event));
         }
+    }
     let mut events = Vec::with_capacity(pending.len());
     for (pool, aggregate, event) in pending {
         *seq += 1;

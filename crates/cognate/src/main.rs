@@ -127,6 +127,16 @@ struct Serve {
     /// argon2id parallelism.
     #[arg(long, env = "COGNATE_ARGON2_P", default_value_t = 1)]
     argon2_p: u32,
+    /// Password hashes computed at once (default: one per core).
+    #[arg(long, env = "COGNATE_HASH_THREADS")]
+    hash_threads: Option<usize>,
+    /// Requests that may wait for a hashing thread before TooManyRequestsException
+    /// (default: 64 per thread).
+    #[arg(long, env = "COGNATE_HASH_QUEUE")]
+    hash_queue: Option<usize>,
+    /// Longest wait for a hashing thread, in milliseconds.
+    #[arg(long, env = "COGNATE_HASH_WAIT_MS", default_value_t = 2000)]
+    hash_wait_ms: u64,
     /// Most commands committed per write transaction (1 = one fsync per write).
     #[arg(long, env = "COGNATE_MAX_BATCH", default_value_t = 512)]
     max_batch: usize,
@@ -407,6 +417,14 @@ async fn serve(args: Serve) -> Result<()> {
         p: args.argon2_p,
         ..HashPolicy::default()
     };
+    if let Some(n) = args.hash_threads {
+        config.hash_policy.max_concurrent = n.max(1);
+        config.hash_policy.max_queue = 64 * n.max(1);
+    }
+    if let Some(q) = args.hash_queue {
+        config.hash_policy.max_queue = q;
+    }
+    config.hash_policy.queue_wait = std::time::Duration::from_millis(args.hash_wait_ms);
     let bus = match &args.nats_url {
         Some(url) => Some(
             cognate_bus::Bus::connect(url, &args.nats_prefix)

@@ -5,6 +5,7 @@
 //! `ready` on stdout once it is subscribed.
 
 pub mod custom_message;
+pub mod passwordless;
 pub mod post_authentication;
 pub mod post_confirmation;
 pub mod pre_authentication;

@@ -342,7 +342,7 @@ pub(crate) async fn create_user(
 async fn confirm(s: &AppState, actor: &str, pool_id: &str, username: &str) -> Result<()> {
     let (pool, key, _) = crate::users::admin_user(s, pool_id, username).await?;
     let cmd = Command::AdminConfirmSignUp {
-        pool_id: pool.id,
+        pool_id: pool.id.clone(),
         username_key: key,
     };
     s.store()
@@ -360,13 +360,15 @@ async fn set_password(
     password: String,
     permanent: bool,
 ) -> Result<()> {
-    let (pool, key, _) = crate::users::admin_user(s, pool_id, username).await?;
+    let (pool, key, user) = crate::users::admin_user(s, pool_id, username).await?;
     pool.password_policy.check(&password)?;
+    let srp = crate::srp::verifier_for(s, &pool, &user.username, &password).await?;
     let hash = s.hasher().hash(password).await?;
     let now = now_ms();
     let cmd = Command::SetPassword {
+        srp,
         expires_at: (!permanent).then(|| crate::users::temporary_expiry(&pool, now)),
-        pool_id: pool.id,
+        pool_id: pool.id.clone(),
         username_key: key,
         password_hash: hash,
         permanent,
@@ -425,7 +427,7 @@ async fn set_mfa(
         m.preferred = None;
     }
     let cmd = Command::SetMfa {
-        pool_id: pool.id,
+        pool_id: pool.id.clone(),
         username_key: key,
         mfa: m,
     };
@@ -621,7 +623,7 @@ pub(crate) async fn user_action(
                 let r = async {
                     let (pool, key, _) = crate::users::admin_user(s, &pid, &username).await?;
                     let cmd = Command::DeleteUser {
-                        pool_id: pool.id,
+                        pool_id: pool.id.clone(),
                         username_key: key,
                     };
                     s.store()

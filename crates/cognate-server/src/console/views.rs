@@ -340,11 +340,16 @@ pub(crate) fn event_row(env: &Envelope) -> EventRow {
         Event::UserPasswordSet {
             permanent,
             expires_at,
+            via,
             ..
         } => (
             "Password set",
             if *permanent {
-                "permanent".to_owned()
+                match via.as_deref() {
+                    Some("forgot_password") => "permanent, with a password-reset code".to_owned(),
+                    Some(other) => format!("permanent, via {other}"),
+                    None => "permanent".to_owned(),
+                }
             } else {
                 format!(
                     "temporary{}",
@@ -378,6 +383,7 @@ pub(crate) fn event_row(env: &Envelope) -> EventRow {
         Event::UserSignedOutGlobally { .. } => ("Signed out everywhere", String::new()),
         Event::SessionRefreshed { .. } => ("Tokens refreshed", String::new()),
         Event::SessionRevoked { .. } => ("Refresh token revoked", String::new()),
+        Event::MessageQueued { channel, .. } => ("Message queued", format!("by {channel}")),
         other => (other.type_name(), String::new()),
     };
     EventRow {
