@@ -108,6 +108,27 @@ async fn prevent_user_existence_errors_hides_unknown_users() {
         "UserNotFoundException",
     );
     login(&f.c, &hidden, "judy", PASSWORD).await;
+    // Asking for a new confirmation code does not reveal the user either: an unknown
+    // name gets a plausible delivery, the legacy client says UserNotFound.
+    let resent =
+        f.c.resend_confirmation_code()
+            .client_id(&hidden)
+            .username("nobody")
+            .send()
+            .await
+            .unwrap();
+    assert!(resent.code_delivery_details().is_some());
+    let e =
+        f.c.resend_confirmation_code()
+            .client_id(&f.client)
+            .username("nobody")
+            .send()
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.into_service_error().meta().code(),
+        Some("UserNotFoundException")
+    );
 }
 
 #[tokio::test]

@@ -550,3 +550,130 @@ async fn nats_send_email_delivers_the_sign_up_code_by_smtp() {
         .await
         .unwrap();
 }
+
+/// A one-route HTTP "SMS gateway": answers 503 to the first request and 200 after, and
+/// hands every request body to the test.
+async fn sms_gateway() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut served = 0u32;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers, then as much body as Content-Length says.
+            let body = loop {
+                let n = sock.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break Some(buf[end + 4..end + 4 + len].to_vec());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            served += 1;
+            let status = if served == 1 {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = sock
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+            if let Ok(v) = serde_json::from_slice(&body) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn nats_example_sms_gateway_posts_codes_and_retries_until_accepted() {
+    let env = Env::start().await;
+    let pool = env
+        .c
+        .create_user_pool()
+        .pool_name("sms-gateway")
+        .auto_verified_attributes(VerifiedAttributeType::PhoneNumber)
+        .send()
+        .await
+        .unwrap()
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    let client = create_client(&env.c, &pool).await;
+    let (url, mut posts) = sms_gateway().await;
+    let _worker = example(
+        &env,
+        "sms_gateway",
+        &pool,
+        &[("SMS_GATEWAY_URL", url.as_str())],
+    )
+    .await;
+    sign_up(
+        &env.c,
+        &client,
+        "sid",
+        &[("phone_number", "+15550100777")],
+        &[],
+    )
+    .await
+    .unwrap();
+    // The gateway refuses the first attempt; the message is redelivered, not lost.
+    let deadline = Duration::from_secs(20);
+    let first = tokio::time::timeout(deadline, posts.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(deadline, posts.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, second, "the retry carries the same message");
+    assert_eq!(second["to"], "+15550100777");
+    let body = second["body"].as_str().unwrap().to_owned();
+    let code: String = body.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "{body}");
+    // Accepted once: nothing more arrives, and the code works.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), posts.recv())
+            .await
+            .is_err(),
+        "delivered twice"
+    );
+    env.c
+        .confirm_sign_up()
+        .client_id(&client)
+        .username("sid")
+        .confirmation_code(code)
+        .send()
+        .await
+        .unwrap();
+}

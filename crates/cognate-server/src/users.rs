@@ -446,6 +446,17 @@ pub async fn resend_confirmation_code(
         r.secret_hash.as_ref().map(|x| x.as_str()),
     )?;
     let Some((key, user)) = find_user(&s, &pool, &r.username).await? else {
+        if client.prevent_user_existence_errors {
+            // A plausible answer, so the call does not reveal that the user is unknown.
+            let (attr, dest) = if schema::valid_phone(&r.username) {
+                ("phone_number", r.username.clone())
+            } else {
+                ("email", format!("{}@example.com", r.username))
+            };
+            return Ok(p::ResendConfirmationCodeResponse {
+                code_delivery_details: Some(delivery_details(attr, &dest)),
+            });
+        }
         return Err(ApiError::new(
             ErrorKind::UserNotFound,
             "Username/client id combination not found.",
