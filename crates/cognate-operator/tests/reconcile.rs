@@ -776,3 +776,143 @@ async fn admin_client_signs_like_an_sdk() {
         .unwrap_err();
     assert!(err.kind().is_some(), "{err}");
 }
+
+/// A fake API server for Leases alone, with resourceVersion checks like the real one:
+/// a write carrying a stale version gets 409 Conflict. `race` makes the next write lose
+/// as if another replica had written in between.
+#[derive(Clone, Default)]
+struct LeaseApi {
+    lease: Arc<Mutex<Option<Value>>>,
+    version: Arc<Mutex<u64>>,
+    race: Arc<Mutex<bool>>,
+}
+
+impl LeaseApi {
+    fn conflict() -> (u16, Value) {
+        (
+            409,
+            json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409,"message":"the object has been modified"}),
+        )
+    }
+
+    fn answer(&self, method: &Method, body: &Value) -> (u16, Value) {
+        let mut lease = self.lease.lock().unwrap();
+        let mut version = self.version.lock().unwrap();
+        let raced = matches!(*method, Method::PUT | Method::POST)
+            && std::mem::take(&mut *self.race.lock().unwrap());
+        match *method {
+            Method::GET => lease.clone().map(|l| (200, l)).unwrap_or_else(not_found),
+            Method::POST if lease.is_some() || raced => Self::conflict(),
+            Method::PUT => {
+                let Some(current) = lease.as_ref() else {
+                    return not_found();
+                };
+                if raced
+                    || body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"]
+                {
+                    return Self::conflict();
+                }
+                *version += 1;
+                let mut next = body.clone();
+                next["metadata"]["resourceVersion"] = Value::from(version.to_string());
+                *lease = Some(next.clone());
+                (200, next)
+            }
+            Method::POST => {
+                *version += 1;
+                let mut next = body.clone();
+                next["metadata"]["resourceVersion"] = Value::from(version.to_string());
+                *lease = Some(next.clone());
+                (201, next)
+            }
+            _ => not_found(),
+        }
+    }
+
+    fn client(&self) -> kube::Client {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                let method = req.method().clone();
+                let bytes = req.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let (code, out) = me.answer(&method, &body);
+                send.send_response(
+                    Response::builder()
+                        .status(code)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&out).unwrap()))
+                        .unwrap(),
+                );
+            }
+        });
+        kube::Client::new(svc, NS)
+    }
+
+    fn holder(&self) -> Value {
+        self.lease
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|l| l["spec"]["holderIdentity"].clone())
+            .unwrap_or(Value::Null)
+    }
+}
+
+#[tokio::test]
+async fn lease_leader_election_gives_one_leader_and_hands_over() {
+    use cognate_operator::lease::LeaseLock;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let api = LeaseApi::default();
+    let lease = |who: &str| {
+        LeaseLock::new(
+            kube::Api::<Lease>::namespaced(api.client(), NS),
+            "cognate-operator",
+            who,
+            Duration::from_secs(15),
+        )
+    };
+    let (a, b) = (lease("replica-a"), lease("replica-b"));
+
+    // The first replica creates the Lease; the second finds it held and stands by.
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    assert_eq!(api.holder(), "replica-a");
+    // The holder renews.
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+
+    // The holder stops renewing: once the Lease expired the standby takes it over.
+    {
+        let mut l = api.lease.lock().unwrap();
+        l.as_mut().unwrap()["spec"]["renewTime"] = Value::from("2020-01-01T00:00:00.000000Z");
+    }
+    assert!(b.try_acquire_or_renew().await.unwrap());
+    assert_eq!(api.holder(), "replica-b");
+    assert_eq!(
+        api.lease.lock().unwrap().as_ref().unwrap()["spec"]["leaseTransitions"],
+        1
+    );
+    // The old leader, back, no longer leads.
+    assert!(!a.try_acquire_or_renew().await.unwrap());
+
+    // Two replicas racing for an expired Lease: the one whose write conflicts loses.
+    {
+        let mut l = api.lease.lock().unwrap();
+        l.as_mut().unwrap()["spec"]["renewTime"] = Value::from("2020-01-01T00:00:00.000000Z");
+    }
+    *api.race.lock().unwrap() = true;
+    assert!(
+        !a.try_acquire_or_renew().await.unwrap(),
+        "a conflicting write must not lead"
+    );
+    assert_eq!(api.holder(), "replica-b");
+
+    // A leader that shuts down releases the Lease; the standby takes it at once.
+    assert!(b.try_acquire_or_renew().await.unwrap());
+    b.release().await.unwrap();
+    assert!(api.holder().is_null());
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert_eq!(api.holder(), "replica-a");
+}
