@@ -189,110 +189,62 @@ fn apply_mutable(pool: &mut Pool, m: Mutable<'_>) -> Result<()> {
     Ok(())
 }
 
-fn opaque_of_create(r: &p::CreateUserPoolRequest) -> BTreeMap<String, Value> {
-    let mut m = BTreeMap::new();
-    put_setting(
-        &mut m,
-        "VerificationMessageTemplate",
-        &r.verification_message_template,
-    );
-    put_setting(
-        &mut m,
-        "EmailVerificationMessage",
-        &r.email_verification_message,
-    );
-    put_setting(
-        &mut m,
-        "EmailVerificationSubject",
-        &r.email_verification_subject,
-    );
-    put_setting(
-        &mut m,
-        "SmsVerificationMessage",
-        &r.sms_verification_message,
-    );
-    put_setting(
-        &mut m,
-        "SmsAuthenticationMessage",
-        &r.sms_authentication_message,
-    );
-    put_setting(
-        &mut m,
-        "UserAttributeUpdateSettings",
-        &r.user_attribute_update_settings,
-    );
-    put_setting(&mut m, "DeviceConfiguration", &r.device_configuration);
-    put_setting(&mut m, "EmailConfiguration", &r.email_configuration);
-    put_setting(&mut m, "SmsConfiguration", &r.sms_configuration);
-    put_setting(&mut m, "UserPoolTags", &r.user_pool_tags);
-    put_setting(&mut m, "AdminCreateUserConfig", &r.admin_create_user_config);
-    put_setting(&mut m, "UserPoolAddOns", &r.user_pool_add_ons);
-    put_setting(
-        &mut m,
-        "AccountRecoverySetting",
-        &r.account_recovery_setting,
-    );
-    put_setting(&mut m, "LambdaConfig", &r.lambda_config);
-    put_setting(
-        &mut m,
-        "SignInPolicy",
-        &r.policies.as_ref().and_then(|p| p.sign_in_policy.clone()),
-    );
-    put_setting(&mut m, "UserPoolTier", &r.user_pool_tier);
-    m
-}
-
-fn opaque_of_update(r: &p::UpdateUserPoolRequest) -> BTreeMap<String, Value> {
-    let mut m = BTreeMap::new();
-    put_setting(
-        &mut m,
-        "VerificationMessageTemplate",
-        &r.verification_message_template,
-    );
-    put_setting(
-        &mut m,
-        "EmailVerificationMessage",
-        &r.email_verification_message,
-    );
-    put_setting(
-        &mut m,
-        "EmailVerificationSubject",
-        &r.email_verification_subject,
-    );
-    put_setting(
-        &mut m,
-        "SmsVerificationMessage",
-        &r.sms_verification_message,
-    );
-    put_setting(
-        &mut m,
-        "SmsAuthenticationMessage",
-        &r.sms_authentication_message,
-    );
-    put_setting(
-        &mut m,
-        "UserAttributeUpdateSettings",
-        &r.user_attribute_update_settings,
-    );
-    put_setting(&mut m, "DeviceConfiguration", &r.device_configuration);
-    put_setting(&mut m, "EmailConfiguration", &r.email_configuration);
-    put_setting(&mut m, "SmsConfiguration", &r.sms_configuration);
-    put_setting(&mut m, "UserPoolTags", &r.user_pool_tags);
-    put_setting(&mut m, "AdminCreateUserConfig", &r.admin_create_user_config);
-    put_setting(&mut m, "UserPoolAddOns", &r.user_pool_add_ons);
-    put_setting(
-        &mut m,
-        "AccountRecoverySetting",
-        &r.account_recovery_setting,
-    );
-    put_setting(&mut m, "LambdaConfig", &r.lambda_config);
-    put_setting(
-        &mut m,
-        "SignInPolicy",
-        &r.policies.as_ref().and_then(|p| p.sign_in_policy.clone()),
-    );
-    put_setting(&mut m, "UserPoolTier", &r.user_pool_tier);
-    m
+/// The settings CreateUserPool and UpdateUserPool both carry, kept as given and returned
+/// on describe. A macro because the two requests are distinct generated types.
+macro_rules! opaque_settings {
+    ($r:expr) => {{
+        let r = $r;
+        let mut m = BTreeMap::new();
+        put_setting(
+            &mut m,
+            "VerificationMessageTemplate",
+            &r.verification_message_template,
+        );
+        put_setting(
+            &mut m,
+            "EmailVerificationMessage",
+            &r.email_verification_message,
+        );
+        put_setting(
+            &mut m,
+            "EmailVerificationSubject",
+            &r.email_verification_subject,
+        );
+        put_setting(
+            &mut m,
+            "SmsVerificationMessage",
+            &r.sms_verification_message,
+        );
+        put_setting(
+            &mut m,
+            "SmsAuthenticationMessage",
+            &r.sms_authentication_message,
+        );
+        put_setting(
+            &mut m,
+            "UserAttributeUpdateSettings",
+            &r.user_attribute_update_settings,
+        );
+        put_setting(&mut m, "DeviceConfiguration", &r.device_configuration);
+        put_setting(&mut m, "EmailConfiguration", &r.email_configuration);
+        put_setting(&mut m, "SmsConfiguration", &r.sms_configuration);
+        put_setting(&mut m, "UserPoolTags", &r.user_pool_tags);
+        put_setting(&mut m, "AdminCreateUserConfig", &r.admin_create_user_config);
+        put_setting(&mut m, "UserPoolAddOns", &r.user_pool_add_ons);
+        put_setting(
+            &mut m,
+            "AccountRecoverySetting",
+            &r.account_recovery_setting,
+        );
+        put_setting(&mut m, "LambdaConfig", &r.lambda_config);
+        put_setting(
+            &mut m,
+            "SignInPolicy",
+            &r.policies.as_ref().and_then(|p| p.sign_in_policy.clone()),
+        );
+        put_setting(&mut m, "UserPoolTier", &r.user_pool_tier);
+        m
+    }};
 }
 
 pub fn describe_pool(pool: &Pool, estimated_users: u64, region: &str) -> p::UserPoolType {
@@ -447,7 +399,7 @@ pub async fn create(s: AppState, r: p::CreateUserPoolRequest) -> Result<p::Creat
             lambda_config: &r.lambda_config,
             auto_verified: &r.auto_verified_attributes,
             mfa: &r.mfa_configuration,
-            opaque: opaque_of_create(&r),
+            opaque: opaque_settings!(&r),
         },
     )?;
     s.run(Command::CreatePool { pool: pool.clone() }, now)
@@ -509,7 +461,7 @@ pub async fn update(s: AppState, r: p::UpdateUserPoolRequest) -> Result<p::Updat
             lambda_config: &r.lambda_config,
             auto_verified: &r.auto_verified_attributes,
             mfa: &r.mfa_configuration,
-            opaque: opaque_of_update(&r),
+            opaque: opaque_settings!(&r),
         },
     )?;
     if let Some(name) = &r.pool_name {
