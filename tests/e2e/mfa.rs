@@ -302,6 +302,58 @@ async fn totp_association_and_sign_in() {
         .unwrap();
     assert_eq!(u.username(), "tom");
 
+    // A session is good for one answer: replaying it is refused before the code is looked
+    // at (a used code alone would be ExpiredCodeException).
+    let msg = assert_code(
+        respond(
+            &c,
+            &client,
+            ChallengeNameType::SoftwareTokenMfa,
+            &session,
+            &[("USERNAME", "tom"), ("SOFTWARE_TOKEN_MFA_CODE", &code)],
+        )
+        .await,
+        "NotAuthorizedException",
+    );
+    assert_eq!(msg, "Invalid session for the user, session is expired.");
+
+    // Three wrong codes spend a session: the right one is refused after them.
+    let (session, _) = login_challenge(
+        &c,
+        &client,
+        "tom",
+        PASSWORD,
+        ChallengeNameType::SoftwareTokenMfa,
+    )
+    .await;
+    for _ in 0..3 {
+        assert_code(
+            respond(
+                &c,
+                &client,
+                ChallengeNameType::SoftwareTokenMfa,
+                &session,
+                &[
+                    ("USERNAME", "tom"),
+                    ("SOFTWARE_TOKEN_MFA_CODE", &app.wrong_code()),
+                ],
+            )
+            .await,
+            "CodeMismatchException",
+        );
+    }
+    assert_code(
+        respond(
+            &c,
+            &client,
+            ChallengeNameType::SoftwareTokenMfa,
+            &session,
+            &[("USERNAME", "tom"), ("SOFTWARE_TOKEN_MFA_CODE", &code)],
+        )
+        .await,
+        "NotAuthorizedException",
+    );
+
     // The same code is accepted once only.
     let (session, _) = login_challenge(
         &c,

@@ -179,6 +179,76 @@ async fn srp_sign_in_issues_verifiable_tokens_and_refuses_a_wrong_password() {
     assert_code(r, "InvalidParameterException");
 }
 
+/// A PASSWORD_VERIFIER answer is good once, as in Cognito: a captured answer replayed
+/// within the block's lifetime, or a second concurrent one, gets no tokens.
+#[tokio::test]
+async fn password_verifier_answers_are_single_use() {
+    let f = Fixture::new().await;
+    let (client, _) = srp_client(&f.c, &f.pool, false).await;
+    sign_up_confirmed(&f.d, &f.c, &f.pool, &client, "once", "once@example.com").await;
+    let eph = srp::ClientEphemeral::new();
+    let out =
+        f.c.initiate_auth()
+            .auth_flow(AuthFlowType::UserSrpAuth)
+            .client_id(&client)
+            .auth_parameters("USERNAME", "once")
+            .auth_parameters("SRP_A", eph.public_hex())
+            .send()
+            .await
+            .unwrap();
+    let params = out.challenge_parameters().cloned().unwrap();
+    let mut r =
+        f.c.respond_to_auth_challenge()
+            .client_id(&client)
+            .challenge_name(ChallengeNameType::PasswordVerifier)
+            .challenge_responses("USERNAME", "once");
+    for (k, v) in verifier_answer(&eph, pool_name(&f.pool), "once", PASSWORD, &params) {
+        r = r.challenge_responses(k, v);
+    }
+    let (first, second) = tokio::join!(r.clone().send(), r.clone().send());
+    let (ok, refused) = if first.is_ok() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    tokens_of(&ok.unwrap());
+    let msg = assert_code(refused, "NotAuthorizedException");
+    assert_eq!(msg, "Invalid session for the user, session is expired.");
+    let msg = assert_code(r.send().await, "NotAuthorizedException");
+    assert_eq!(msg, "Invalid session for the user, session is expired.");
+
+    // A wrong answer spends the block too: the right one cannot follow with it.
+    let eph = srp::ClientEphemeral::new();
+    let out =
+        f.c.initiate_auth()
+            .auth_flow(AuthFlowType::UserSrpAuth)
+            .client_id(&client)
+            .auth_parameters("USERNAME", "once")
+            .auth_parameters("SRP_A", eph.public_hex())
+            .send()
+            .await
+            .unwrap();
+    let params = out.challenge_parameters().cloned().unwrap();
+    let answer = |password: &str| {
+        let mut r =
+            f.c.respond_to_auth_challenge()
+                .client_id(&client)
+                .challenge_name(ChallengeNameType::PasswordVerifier)
+                .challenge_responses("USERNAME", "once");
+        for (k, v) in verifier_answer(&eph, pool_name(&f.pool), "once", password, &params) {
+            r = r.challenge_responses(k, v);
+        }
+        r
+    };
+    let msg = assert_code(
+        answer(OTHER_PASSWORD).send().await,
+        "NotAuthorizedException",
+    );
+    assert_eq!(msg, "Incorrect username or password.");
+    let msg = assert_code(answer(PASSWORD).send().await, "NotAuthorizedException");
+    assert_eq!(msg, "Invalid session for the user, session is expired.");
+}
+
 #[tokio::test]
 async fn srp_follows_every_password_change() {
     let f = Fixture::new().await;
@@ -609,15 +679,22 @@ async fn custom_auth_runs_the_challenge_triggers() {
 
     let sessions: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     let seen = Arc::clone(&sessions);
+    let metadata: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let (meta_define, meta_verify) = (Arc::clone(&metadata), Arc::clone(&metadata));
     let code = "424242";
     let _w = env
         .worker(&pool)
         .define_auth_challenge(move |mut ev| {
             let seen = Arc::clone(&seen);
+            let meta = Arc::clone(&meta_define);
             async move {
                 seen.lock()
                     .unwrap()
                     .push(serde_json::to_value(&ev.request.session).unwrap());
+                meta.lock().unwrap().push(serde_json::json!({
+                    "define": ev.request.client_metadata,
+                    "userNotFound": ev.request.user_not_found,
+                }));
                 let s = &ev.request.session;
                 let last = s.last();
                 match last {
@@ -643,10 +720,16 @@ async fn custom_auth_runs_the_challenge_triggers() {
             ev.response.challenge_metadata = Some("CODE-1".into());
             Ok(ev)
         })
-        .verify_auth_challenge_response(|mut ev| async move {
-            ev.response.answer_correct = ev.request.private_challenge_parameters.get("code")
-                == Some(&ev.request.challenge_answer);
-            Ok(ev)
+        .verify_auth_challenge_response(move |mut ev| {
+            let meta = Arc::clone(&meta_verify);
+            async move {
+                meta.lock()
+                    .unwrap()
+                    .push(serde_json::json!({ "verify": ev.request.client_metadata }));
+                ev.response.answer_correct = ev.request.private_challenge_parameters.get("code")
+                    == Some(&ev.request.challenge_answer);
+                Ok(ev)
+            }
         })
         .build()
         .start()
@@ -670,11 +753,12 @@ async fn custom_auth_runs_the_challenge_triggers() {
     let params = out.challenge_parameters().unwrap();
     assert_eq!(params["email"], "otp@example.com");
     assert_eq!(params["USERNAME"], "otpuser");
+    let first = out.session().unwrap().to_owned();
     let out = respond(
         &env.c,
         &client,
         ChallengeNameType::CustomChallenge,
-        out.session().unwrap(),
+        &first,
         &[("USERNAME", "otpuser"), ("ANSWER", "000000")],
     )
     .await
@@ -683,16 +767,49 @@ async fn custom_auth_runs_the_challenge_triggers() {
         out.challenge_name(),
         Some(&ChallengeNameType::CustomChallenge)
     );
-    let out = respond(
-        &env.c,
-        &client,
-        ChallengeNameType::CustomChallenge,
-        out.session().unwrap(),
-        &[("USERNAME", "otpuser"), ("ANSWER", code)],
-    )
-    .await
-    .unwrap();
+    let second = out.session().unwrap().to_owned();
+    let out = env
+        .c
+        .respond_to_auth_challenge()
+        .client_id(&client)
+        .challenge_name(ChallengeNameType::CustomChallenge)
+        .session(&second)
+        .challenge_responses("USERNAME", "otpuser")
+        .challenge_responses("ANSWER", code)
+        .client_metadata("channel", "e2e")
+        .send()
+        .await
+        .unwrap();
     tokens_of(&out);
+    {
+        // RespondToAuthChallenge's ClientMetadata reached the triggers it ran.
+        let m = metadata.lock().unwrap();
+        let n = m.len();
+        assert_eq!(
+            m[n - 2],
+            serde_json::json!({ "verify": { "channel": "e2e" } })
+        );
+        assert_eq!(
+            m[n - 1],
+            serde_json::json!({ "define": { "channel": "e2e" }, "userNotFound": false })
+        );
+    }
+    // Each Session takes one answer: neither the one answered wrongly (which would rewind
+    // the history DefineAuthChallenge counts tries in) nor the used one comes back.
+    for session in [&first, &second] {
+        let msg = assert_code(
+            respond(
+                &env.c,
+                &client,
+                ChallengeNameType::CustomChallenge,
+                session,
+                &[("USERNAME", "otpuser"), ("ANSWER", code)],
+            )
+            .await,
+            "NotAuthorizedException",
+        );
+        assert_eq!(msg, "Invalid session for the user, session is expired.");
+    }
     {
         let s = sessions.lock().unwrap();
         assert_eq!(s[0], serde_json::json!([]));
@@ -753,6 +870,152 @@ async fn custom_auth_runs_the_challenge_triggers() {
     assert_eq!(last[0]["challengeName"], "SRP_A");
     assert_eq!(last[1]["challengeName"], "PASSWORD_VERIFIER");
     assert_eq!(last[2]["challengeName"], "CUSTOM_CHALLENGE");
+}
+
+/// CUSTOM_AUTH for a user that does not exist, on a client with PreventUserExistenceErrors:
+/// the triggers run with `userNotFound: true` and no attributes, the client sees a
+/// challenge like any other, and no answer ever gets tokens, as in Cognito.
+#[tokio::test]
+async fn custom_auth_for_an_unknown_user_runs_the_triggers_and_never_succeeds() {
+    use cognate_worker::StringMap;
+    let env = crate::nats::Env::start().await;
+    let lc = LambdaConfigType::builder()
+        .define_auth_challenge(crate::nats::arn("define"))
+        .create_auth_challenge(crate::nats::arn("create"))
+        .verify_auth_challenge_response(crate::nats::arn("verify"))
+        .build();
+    let pool = env
+        .c
+        .create_user_pool()
+        .pool_name(format!("ghost-{}", unique_suffix()))
+        .lambda_config(lc)
+        .send()
+        .await
+        .unwrap()
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    let client = env
+        .c
+        .create_user_pool_client()
+        .user_pool_id(&pool)
+        .client_name("hidden")
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowCustomAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client()
+        .unwrap()
+        .client_id()
+        .unwrap()
+        .to_owned();
+    let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let (s1, s2, s3) = (Arc::clone(&seen), Arc::clone(&seen), Arc::clone(&seen));
+    let _w = env
+        .worker(&pool)
+        .define_auth_challenge(move |mut ev| {
+            let seen = Arc::clone(&s1);
+            async move {
+                seen.lock().unwrap().push(serde_json::json!({
+                    "trigger": "define",
+                    "userNotFound": ev.request.user_not_found,
+                    "attributes": ev.request.user_attributes,
+                    "metadata": ev.request.client_metadata,
+                }));
+                // A careless trigger that issues tokens after any right answer.
+                match ev.request.session.last() {
+                    Some(l) if l.challenge_result => ev.response.issue_tokens = true,
+                    _ => ev.response.challenge_name = Some("CUSTOM_CHALLENGE".into()),
+                }
+                Ok(ev)
+            }
+        })
+        .create_auth_challenge(move |mut ev| {
+            let seen = Arc::clone(&s2);
+            async move {
+                seen.lock().unwrap().push(serde_json::json!({
+                    "trigger": "create",
+                    "userNotFound": ev.request.user_not_found,
+                }));
+                let mut public = StringMap::new();
+                public.insert("hint".into(), "check your email".into());
+                ev.response.public_challenge_parameters = public;
+                Ok(ev)
+            }
+        })
+        .verify_auth_challenge_response(move |mut ev| {
+            let seen = Arc::clone(&s3);
+            async move {
+                seen.lock().unwrap().push(serde_json::json!({
+                    "trigger": "verify",
+                    "userNotFound": ev.request.user_not_found,
+                }));
+                ev.response.answer_correct = true;
+                Ok(ev)
+            }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+
+    let out = env
+        .c
+        .initiate_auth()
+        .auth_flow(AuthFlowType::CustomAuth)
+        .client_id(&client)
+        .auth_parameters("USERNAME", "ghost")
+        .client_metadata("app", "web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.challenge_name(),
+        Some(&ChallengeNameType::CustomChallenge)
+    );
+    let params = out.challenge_parameters().unwrap();
+    assert_eq!(params["hint"], "check your email");
+    assert_eq!(params["USERNAME"], "ghost");
+    let session = out.session().unwrap().to_owned();
+    let msg = assert_code(
+        respond(
+            &env.c,
+            &client,
+            ChallengeNameType::CustomChallenge,
+            &session,
+            &[("USERNAME", "ghost"), ("ANSWER", "anything")],
+        )
+        .await,
+        "NotAuthorizedException",
+    );
+    assert_eq!(msg, "Incorrect username or password.");
+    // Its Session is spent like a real user's.
+    let msg = assert_code(
+        respond(
+            &env.c,
+            &client,
+            ChallengeNameType::CustomChallenge,
+            &session,
+            &[("USERNAME", "ghost"), ("ANSWER", "anything")],
+        )
+        .await,
+        "NotAuthorizedException",
+    );
+    assert_eq!(msg, "Invalid session for the user, session is expired.");
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        vec![
+            serde_json::json!({"trigger": "define", "userNotFound": true, "attributes": {}, "metadata": {"app": "web"}}),
+            serde_json::json!({"trigger": "create", "userNotFound": true}),
+            serde_json::json!({"trigger": "verify", "userNotFound": true}),
+            serde_json::json!({"trigger": "define", "userNotFound": true, "attributes": {}, "metadata": {}}),
+        ]
+    );
 }
 
 /// The example worker `passwordless` (examples/workers) as a process: a one-time code by

@@ -183,6 +183,17 @@ pub enum Command {
         client_id: String,
         reason: String,
     },
+    /// An answer to a sign-in challenge session: refused when the session was spent
+    /// already; spends it when the answer was right, when the session takes one answer
+    /// only, or after `MAX_CHALLENGE_FAILURES` wrong ones.
+    AnswerChallenge {
+        pool_id: String,
+        username_key: String,
+        session_id: String,
+        expires_at: Millis,
+        correct: bool,
+        single_use: bool,
+    },
     Refresh {
         origin_jti: String,
         presented_hash: String,
@@ -231,6 +242,8 @@ pub enum Command {
 
 /// Tracked devices per user.
 pub const MAX_DEVICES: usize = 60;
+/// Wrong answers one MFA challenge session takes before it is spent.
+pub const MAX_CHALLENGE_FAILURES: u32 = 3;
 
 /// What a command decided: events to append and, possibly, a refusal to report after
 /// they are committed (a wrong code is refused but its attempt is still recorded).
@@ -922,6 +935,40 @@ pub fn decide<V: View>(
                     client_id: client_id.clone(),
                     reason: reason.clone(),
                     locked_until: if lock > 0 { now + lock } else { 0 },
+                },
+            ))
+        }
+        Command::AnswerChallenge {
+            pool_id,
+            username_key,
+            session_id,
+            expires_at,
+            correct,
+            single_use,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            let before = user
+                .answered_challenges
+                .get(session_id)
+                .copied()
+                .unwrap_or_default();
+            if before.spent || *expires_at <= now || session_id.is_empty() {
+                return Err(DomainError::new(
+                    ErrorKind::NotAuthorized,
+                    "Invalid session for the user, session is expired.",
+                )
+                .into());
+            }
+            let failures = before.failures + u32::from(!*correct);
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserChallengeAnswered {
+                    username_key: username_key.clone(),
+                    session_id: session_id.clone(),
+                    expires_at: *expires_at,
+                    failures,
+                    spent: *correct || *single_use || failures >= MAX_CHALLENGE_FAILURES,
                 },
             ))
         }

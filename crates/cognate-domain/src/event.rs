@@ -66,6 +66,15 @@ pub enum Event {
     UserChallengeCodeFailed { username_key: String },
     #[serde(rename = "user.challenge_code_used")]
     UserChallengeCodeUsed { username_key: String },
+    /// A sign-in challenge session was answered (see `AnsweredChallenge`).
+    #[serde(rename = "user.challenge_answered")]
+    UserChallengeAnswered {
+        username_key: String,
+        session_id: String,
+        expires_at: Millis,
+        failures: u32,
+        spent: bool,
+    },
     #[serde(rename = "user.settings_set")]
     UserSettingsSet {
         username_key: String,
@@ -202,6 +211,7 @@ impl Event {
             Event::UserChallengeCodeSent { .. } => "user.challenge_code_sent",
             Event::UserChallengeCodeFailed { .. } => "user.challenge_code_failed",
             Event::UserChallengeCodeUsed { .. } => "user.challenge_code_used",
+            Event::UserChallengeAnswered { .. } => "user.challenge_answered",
             Event::UserSettingsSet { .. } => "user.settings_set",
             Event::UserAddedToGroup { .. } => "user.added_to_group",
             Event::UserRemovedFromGroup { .. } => "user.removed_from_group",
@@ -245,6 +255,9 @@ impl Event {
     }
 }
 
+/// Answered challenge sessions a user record keeps (see `UserChallengeAnswered`).
+pub const MAX_ANSWERED_CHALLENGES: usize = 32;
+
 /// Field names that hold secrets or their hashes anywhere in an event.
 const SECRET_FIELDS: &[&str] = &[
     "password_hash",
@@ -263,6 +276,7 @@ const SECRET_FIELDS: &[&str] = &[
     "code_sends",
     "srp",
     "verifier",
+    "answered_challenges",
 ];
 
 fn scrub(v: &mut Value) {
@@ -411,6 +425,37 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserMfaSettingsChanged { username_key, mfa } => {
             update_user(p, pool_id, username_key, at, |u| u.mfa = mfa.clone())?
         }
+        Event::UserChallengeAnswered {
+            username_key,
+            session_id,
+            expires_at,
+            failures,
+            spent,
+        } => update_user(p, pool_id, username_key, at, |u| {
+            // Expired entries go first; past the cap the soonest-expiring go too (a fresh
+            // session of the same user then gets its own full allowance anyway).
+            u.answered_challenges.retain(|_, c| c.expires_at > at);
+            u.answered_challenges.remove(session_id);
+            while u.answered_challenges.len() >= MAX_ANSWERED_CHALLENGES {
+                let Some(first) = u
+                    .answered_challenges
+                    .iter()
+                    .min_by_key(|(id, c)| (c.expires_at, (*id).clone()))
+                    .map(|(id, _)| id.clone())
+                else {
+                    break;
+                };
+                u.answered_challenges.remove(&first);
+            }
+            u.answered_challenges.insert(
+                session_id.clone(),
+                crate::state::AnsweredChallenge {
+                    expires_at: *expires_at,
+                    failures: *failures,
+                    spent: *spent,
+                },
+            );
+        })?,
         Event::UserTotpStepUsed { username_key, step } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.mfa.totp_last_step = *step

@@ -304,6 +304,20 @@ pub struct User {
     /// Tracked devices by device key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub devices: BTreeMap<String, Device>,
+    /// Sign-in challenge sessions answered so far, by session id, kept until they expire
+    /// so that a session is good for one answer (or a few wrong MFA codes) only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub answered_challenges: BTreeMap<String, AnsweredChallenge>,
+}
+
+/// What is known of one challenge session after it has been answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnsweredChallenge {
+    pub expires_at: Millis,
+    /// Wrong answers given with it.
+    pub failures: u32,
+    /// No further answer is accepted.
+    pub spent: bool,
 }
 
 impl User {

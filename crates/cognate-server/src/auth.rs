@@ -208,7 +208,7 @@ async fn password_sign_in(
     }
     let request = serde_json::json!({
         "userAttributes": crate::triggers::user_attributes(&user),
-        "validationData": {},
+        "validationData": crate::triggers::client_metadata(),
         "userNotFound": false,
     });
     crate::triggers::call(
@@ -327,6 +327,14 @@ pub async fn initiate_auth(
     s: AppState,
     r: p::InitiateAuthRequest,
 ) -> Result<p::InitiateAuthResponse> {
+    let m = r.client_metadata.clone();
+    crate::triggers::with_client_metadata(&m, initiate_auth_in(s, r)).await
+}
+
+async fn initiate_auth_in(
+    s: AppState,
+    r: p::InitiateAuthRequest,
+) -> Result<p::InitiateAuthResponse> {
     let (client, pool) = client_and_pool(&s, &r.client_id).await?;
     let params = r
         .auth_parameters
@@ -387,6 +395,14 @@ pub async fn initiate_auth(
 }
 
 pub async fn admin_initiate_auth(
+    s: AppState,
+    r: p::AdminInitiateAuthRequest,
+) -> Result<p::AdminInitiateAuthResponse> {
+    let m = r.client_metadata.clone();
+    crate::triggers::with_client_metadata(&m, admin_initiate_auth_in(s, r)).await
+}
+
+async fn admin_initiate_auth_in(
     s: AppState,
     r: p::AdminInitiateAuthRequest,
 ) -> Result<p::AdminInitiateAuthResponse> {
@@ -501,6 +517,7 @@ async fn respond(
     if !user.enabled {
         return Err(ApiError::not_authorized("User is disabled."));
     }
+    cs.check_unspent(&user)?;
     match name {
         p::ChallengeNameType::NewPasswordRequired => {
             if user.status != UserStatus::ForceChangePassword {
@@ -528,6 +545,7 @@ async fn respond(
             pool.password_policy.check(new_password)?;
             let hash = s.hasher().hash(new_password.to_owned()).await?;
             let srp = crate::srp::verifier_for(s, pool, &user.username, new_password).await?;
+            cs.answer(s, true, true).await?;
             let now = now_ms();
             if !attrs.is_empty() {
                 let cmd = Command::ChangeAttributes {
@@ -556,16 +574,24 @@ async fn respond(
         | p::ChallengeNameType::EmailOtp => {
             if let Err(e) = mfa::check_challenge(s, pool, &key, &user, name, responses).await {
                 if e.kind == ErrorKind::CodeMismatch {
+                    cs.answer(s, false, false).await?;
                     record_failure(s, pool, client, &key, "IncorrectMfaCode").await?;
                 }
                 return Err(e);
             }
+            cs.answer(s, true, true).await?;
             Ok(Outcome::tokens(
                 tokens::start_session(s, pool, client, &key, &user, &cs.flow).await?,
             ))
         }
         p::ChallengeNameType::SelectMfaType => {
             let answer = required(responses, "ANSWER")?;
+            if !matches!(answer, "SOFTWARE_TOKEN_MFA" | "SMS_MFA" | "EMAIL_OTP") {
+                return Err(ApiError::invalid(format!(
+                    "{answer} is not an MFA type this user can choose."
+                )));
+            }
+            cs.answer(s, true, true).await?;
             mfa::issue_challenge(s, pool, client, &key, &user, answer, &cs.flow).await
         }
         p::ChallengeNameType::MfaSetup => {
@@ -574,6 +600,7 @@ async fn respond(
                     "Software token MFA is not set up yet: call AssociateSoftwareToken and VerifySoftwareToken with this session first.",
                 ));
             }
+            cs.answer(s, true, true).await?;
             Ok(Outcome::tokens(
                 tokens::start_session(s, pool, client, &key, &user, &cs.flow).await?,
             ))
@@ -586,6 +613,14 @@ async fn respond(
 }
 
 pub async fn respond_to_auth_challenge(
+    s: AppState,
+    r: p::RespondToAuthChallengeRequest,
+) -> Result<p::RespondToAuthChallengeResponse> {
+    let m = r.client_metadata.clone();
+    crate::triggers::with_client_metadata(&m, respond_to_auth_challenge_in(s, r)).await
+}
+
+async fn respond_to_auth_challenge_in(
     s: AppState,
     r: p::RespondToAuthChallengeRequest,
 ) -> Result<p::RespondToAuthChallengeResponse> {
@@ -608,6 +643,14 @@ pub async fn respond_to_auth_challenge(
 }
 
 pub async fn admin_respond_to_auth_challenge(
+    s: AppState,
+    r: p::AdminRespondToAuthChallengeRequest,
+) -> Result<p::AdminRespondToAuthChallengeResponse> {
+    let m = r.client_metadata.clone();
+    crate::triggers::with_client_metadata(&m, admin_respond_to_auth_challenge_in(s, r)).await
+}
+
+async fn admin_respond_to_auth_challenge_in(
     s: AppState,
     r: p::AdminRespondToAuthChallengeRequest,
 ) -> Result<p::AdminRespondToAuthChallengeResponse> {

@@ -5,8 +5,14 @@
 //! failure); CreateAuthChallenge makes a challenge, whose private parameters stay sealed
 //! in the Session until VerifyAuthChallengeResponse judges the answer.
 //!
-//! Limits: a Session lives for the client's AuthSessionValidity (3 to 15 minutes), and a
-//! sign-in gets at most `MAX_CHALLENGES` challenges, after which it fails.
+//! Limits: a Session lives for the client's AuthSessionValidity (3 to 15 minutes), takes
+//! one answer (each answer gets a new Session; a replayed one is refused, so the history
+//! DefineAuthChallenge judges cannot be rewound), and a sign-in gets at most
+//! `MAX_CHALLENGES` challenges, after which it fails.
+//!
+//! An unknown user, when the client has PreventUserExistenceErrors, goes through the same
+//! triggers with `userNotFound: true` and no attributes, as in Cognito, and is never issued
+//! tokens. The request's ClientMetadata reaches all three triggers.
 
 use std::collections::BTreeMap;
 
@@ -31,10 +37,16 @@ const PREFIX: &str = "cgc1.";
 
 #[derive(Serialize, Deserialize)]
 struct CustomSession {
+    #[serde(default)]
+    id: String,
     pool: String,
     client: String,
+    /// Username key; empty for an unknown user.
     user: String,
     sub: String,
+    /// The name the client signed in with, for an unknown user.
+    #[serde(default)]
+    username: String,
     flow: String,
     history: Vec<ChallengeResult>,
     challenge: String,
@@ -108,12 +120,25 @@ pub(crate) async fn start(
             "Custom auth lambda trigger is not configured for the user pool.",
         ));
     }
+    let srp = params.contains_key("SRP_A");
+    let first = || {
+        srp.then(|| ChallengeResult {
+            challenge_name: "SRP_A".into(),
+            challenge_result: true,
+            challenge_metadata: None,
+        })
+        .into_iter()
+        .collect::<Vec<_>>()
+    };
     let Some((key, user)) = find_user(s, pool, username).await? else {
-        return Err(if client.prevent_user_existence_errors {
-            ApiError::not_authorized("Incorrect username or password.")
-        } else {
-            ApiError::new(ErrorKind::UserNotFound, "User does not exist.")
-        });
+        if !client.prevent_user_existence_errors {
+            return Err(ApiError::new(
+                ErrorKind::UserNotFound,
+                "User does not exist.",
+            ));
+        }
+        let who = Who::Unknown { username };
+        return advance(s, pool, client, who, first(), flow, srp.then_some(params)).await;
     };
     tracing::Span::current().record("sub", user.sub.as_str());
     if user.locked_until > now_ms() {
@@ -128,26 +153,44 @@ pub(crate) async fn start(
             "User is not confirmed.",
         ));
     }
-    let mut history = Vec::new();
-    let srp = params.contains_key("SRP_A");
-    if srp {
-        history.push(ChallengeResult {
-            challenge_name: "SRP_A".into(),
-            challenge_result: true,
-            challenge_metadata: None,
-        });
+    let who = Who::Known {
+        key: &key,
+        user: &user,
+    };
+    advance(s, pool, client, who, first(), flow, srp.then_some(params)).await
+}
+
+/// Whom a custom sign-in is for.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Known {
+        key: &'a str,
+        user: &'a User,
+    },
+    /// No such user, and the client hides that (PreventUserExistenceErrors).
+    Unknown {
+        username: &'a str,
+    },
+}
+
+impl Who<'_> {
+    fn username(&self) -> &str {
+        match self {
+            Who::Known { user, .. } => &user.username,
+            Who::Unknown { username } => username,
+        }
     }
-    advance(
-        s,
-        pool,
-        client,
-        &key,
-        &user,
-        history,
-        flow,
-        srp.then_some(params),
-    )
-    .await
+
+    fn attributes(&self) -> Value {
+        match self {
+            Who::Known { user, .. } => crate::triggers::user_attributes(user),
+            Who::Unknown { .. } => json!({}),
+        }
+    }
+
+    fn not_found(&self) -> bool {
+        matches!(self, Who::Unknown { .. })
+    }
 }
 
 /// After PASSWORD_VERIFIER succeeded inside a custom flow.
@@ -167,30 +210,43 @@ pub(crate) async fn after_password(
         challenge_result: true,
         challenge_metadata: None,
     });
-    advance(s, pool, client, key, user, history, flow, None).await
+    advance(
+        s,
+        pool,
+        client,
+        Who::Known { key, user },
+        history,
+        flow,
+        None,
+    )
+    .await
 }
 
 /// Asks DefineAuthChallenge what comes next and does it.
-#[allow(clippy::too_many_arguments)]
 async fn advance(
     s: &AppState,
     pool: &Pool,
     client: &Client,
-    key: &str,
-    user: &User,
+    who: Who<'_>,
     history: Vec<ChallengeResult>,
     flow: &str,
     srp_params: Option<&BTreeMap<String, String>>,
 ) -> Result<Outcome> {
-    let attrs = crate::triggers::user_attributes(user);
+    let attrs = who.attributes();
+    let meta = crate::triggers::client_metadata();
     let reply = crate::triggers::call(
         s,
         pool,
         Trigger::DefineAuthChallenge,
         "DefineAuthChallenge_Authentication",
-        &user.username,
+        who.username(),
         Some(&client.id),
-        json!({ "userAttributes": attrs, "session": history, "clientMetadata": {}, "userNotFound": false }),
+        json!({
+            "userAttributes": attrs,
+            "session": history,
+            "clientMetadata": meta,
+            "userNotFound": who.not_found(),
+        }),
     )
     .await?;
     let define: DefineAuthChallengeResponse = lambda_reply("DefineAuthChallenge", reply)?;
@@ -198,6 +254,10 @@ async fn advance(
         return Err(ApiError::not_authorized("Incorrect username or password."));
     }
     if define.issue_tokens {
+        let Who::Known { key, user } = who else {
+            // Whatever the trigger says, a user that does not exist gets no tokens.
+            return Err(ApiError::not_authorized("Incorrect username or password."));
+        };
         let result = crate::tokens::start_session(s, pool, client, key, user, flow).await?;
         return Ok(Outcome {
             result: Some(result),
@@ -224,23 +284,29 @@ async fn advance(
                 pool,
                 Trigger::CreateAuthChallenge,
                 "CreateAuthChallenge_Authentication",
-                &user.username,
+                who.username(),
                 Some(&client.id),
                 json!({
                     "userAttributes": attrs,
                     "challengeName": "CUSTOM_CHALLENGE",
                     "session": history,
-                    "clientMetadata": {},
-                    "userNotFound": false,
+                    "clientMetadata": meta,
+                    "userNotFound": who.not_found(),
                 }),
             )
             .await?;
             let created: CreateAuthChallengeResponse = lambda_reply("CreateAuthChallenge", reply)?;
+            let (key, sub) = match who {
+                Who::Known { key, user } => (key.to_owned(), user.sub.clone()),
+                Who::Unknown { .. } => (String::new(), String::new()),
+            };
             let cs = CustomSession {
+                id: crate::challenge::new_id(),
                 pool: pool.id.clone(),
                 client: client.id.clone(),
-                user: key.to_owned(),
-                sub: user.sub.clone(),
+                user: key,
+                sub,
+                username: who.username().to_owned(),
                 flow: flow.to_owned(),
                 history,
                 challenge: "CUSTOM_CHALLENGE".into(),
@@ -249,7 +315,7 @@ async fn advance(
                 exp: now_ms() + client.auth_session_validity_minutes.clamp(3, 15) * 60_000,
             };
             let mut params = created.public_challenge_parameters;
-            params.insert("USERNAME".into(), user.username.clone());
+            params.insert("USERNAME".into(), who.username().to_owned());
             Ok(Outcome {
                 challenge: Some(p::ChallengeNameType::CustomChallenge),
                 session: Some(p::Sensitive(seal(s, &cs))),
@@ -276,23 +342,47 @@ pub(crate) async fn respond(
     responses: &BTreeMap<String, String>,
 ) -> Result<Outcome> {
     let mut cs = open(s, session, client, pool)?;
-    let (pid, k) = (pool.id.clone(), cs.user.clone());
-    let user = match s.store().read(move |r| r.user(&pid, &k)).await? {
-        Some(u) if u.sub == cs.sub => u,
-        _ => return Err(invalid_session()),
+    let user = if cs.user.is_empty() {
+        None
+    } else {
+        let (pid, k) = (pool.id.clone(), cs.user.clone());
+        match s.store().read(move |r| r.user(&pid, &k)).await? {
+            Some(u) if u.sub == cs.sub => Some(u),
+            _ => return Err(invalid_session()),
+        }
+    };
+    let who = match &user {
+        Some(user) => Who::Known {
+            key: &cs.user,
+            user,
+        },
+        None => Who::Unknown {
+            username: &cs.username,
+        },
     };
     let username = responses
         .get("USERNAME")
         .map(String::as_str)
         .unwrap_or_default();
+    let (name, sub) = match &user {
+        Some(u) => (u.username.as_str(), u.sub.as_str()),
+        None => (cs.username.as_str(), ""),
+    };
     check_secret_hash(
         s,
         client,
-        &[username, &user.username, &user.sub],
+        &[username, name, sub],
         responses.get("SECRET_HASH").map(String::as_str),
     )?;
-    if !user.enabled {
-        return Err(ApiError::not_authorized("User is disabled."));
+    match &user {
+        Some(user) => {
+            if !user.enabled {
+                return Err(ApiError::not_authorized("User is disabled."));
+            }
+            crate::challenge::check_unspent(user, &cs.id)?;
+        }
+        None if s.phantom_spent(&cs.id) => return Err(invalid_session()),
+        None => {}
     }
     let answer = responses
         .get("ANSWER")
@@ -302,23 +392,31 @@ pub(crate) async fn respond(
         pool,
         Trigger::VerifyAuthChallengeResponse,
         "VerifyAuthChallengeResponse_Authentication",
-        &user.username,
+        who.username(),
         Some(&client.id),
         json!({
-            "userAttributes": crate::triggers::user_attributes(&user),
+            "userAttributes": who.attributes(),
             "privateChallengeParameters": cs.private,
             "challengeAnswer": answer,
-            "clientMetadata": {},
-            "userNotFound": false,
+            "clientMetadata": crate::triggers::client_metadata(),
+            "userNotFound": who.not_found(),
         }),
     )
     .await?;
     let verdict: VerifyAuthChallengeResponseResponse =
         lambda_reply("VerifyAuthChallengeResponse", reply)?;
+    // One answer per Session: a replay (or the slower of two concurrent answers) stops
+    // here, so the history DefineAuthChallenge sees only ever grows.
+    if user.is_some() {
+        let correct = verdict.answer_correct;
+        crate::challenge::answer(s, &pool.id, &cs.user, &cs.id, cs.exp, correct, true).await?;
+    } else if !s.spend_phantom(&cs.id, cs.exp, now_ms()) {
+        return Err(invalid_session());
+    }
     cs.history.push(ChallengeResult {
         challenge_name: cs.challenge.clone(),
         challenge_result: verdict.answer_correct,
         challenge_metadata: cs.metadata.take(),
     });
-    advance(s, pool, client, &cs.user, &user, cs.history, &cs.flow, None).await
+    advance(s, pool, client, who, cs.history, &cs.flow, None).await
 }

@@ -308,6 +308,7 @@ async fn token_or_session(
     if user.sub != cs.sub {
         return Err(ApiError::not_authorized("Invalid session for the user."));
     }
+    cs.check_unspent(&user)?;
     Ok((pool, cs.user.clone(), user, Some(cs)))
 }
 

@@ -96,6 +96,9 @@ pub async fn add_missing_verifier(
 /// Server state of one exchange, sealed into SECRET_BLOCK.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Block {
+    /// Session id under which the answer is recorded (one answer per block).
+    #[serde(default)]
+    pub id: String,
     pub pool: String,
     pub client: String,
     /// Username key; empty for an unknown user (the exchange then always fails).
@@ -221,6 +224,7 @@ pub(crate) async fn start(
         .as_ref()
         .map_or_else(|| username.to_owned(), |u| u.username.clone());
     let block = Block {
+        id: crate::challenge::new_id(),
         pool: pool.id.clone(),
         client: client.id.clone(),
         user: if known.is_some() { key } else { String::new() },
@@ -360,8 +364,14 @@ async fn password_verifier(
     }
     let username = param(responses, "USERNAME").unwrap_or_default();
     if block.user.is_empty() {
-        // Unknown user or no verifier: the same work and answer as a wrong password.
+        // Unknown user or no verifier: the same work and answer as a wrong password, and
+        // the block is spent like a real user's.
         check_secret_hash(s, client, &[username], param(responses, "SECRET_HASH"))?;
+        if !s.spend_phantom(&block.id, block.exp, now_ms()) {
+            return Err(ApiError::not_authorized(
+                "Invalid session for the user, session is expired.",
+            ));
+        }
         let (_, v) = decoy(s, pool, username);
         let _ = signature_ok(&block, raw, v, String::new(), String::new(), responses).await?;
         return Err(ApiError::not_authorized(INCORRECT));
@@ -375,6 +385,7 @@ async fn password_verifier(
         param(responses, "SECRET_HASH"),
     )?;
     check_username(pool, &key, &user, responses)?;
+    crate::challenge::check_unspent(&user, &block.id)?;
     if user.locked_until > now_ms() {
         return Err(ApiError::not_authorized("Password attempts exceeded"));
     }
@@ -384,7 +395,7 @@ async fn password_verifier(
     let (_, verifier) = open_verifier(s, v)?;
     let request = serde_json::json!({
         "userAttributes": crate::triggers::user_attributes(&user),
-        "validationData": {},
+        "validationData": crate::triggers::client_metadata(),
         "userNotFound": false,
     });
     crate::triggers::call(
@@ -406,6 +417,7 @@ async fn password_verifier(
         responses,
     )
     .await?;
+    crate::challenge::answer(s, &pool.id, &key, &block.id, block.exp, ok, true).await?;
     if !ok {
         record_failure(s, pool, client, &key, "IncorrectPassword").await?;
         return Err(ApiError::not_authorized(INCORRECT));
@@ -468,6 +480,7 @@ async fn device_srp_auth(
         param(responses, "SECRET_HASH"),
     )?;
     check_username(pool, &cs.user, &user, responses)?;
+    cs.check_unspent(&user)?;
     let device_key = required(responses, "DEVICE_KEY")?;
     let a = required(responses, "SRP_A")?.to_owned();
     let device = user
@@ -483,7 +496,9 @@ async fn device_srp_auth(
     .await
     .map_err(|e| ApiError::internal("SRP ephemeral", e))?
     .map_err(|_| ApiError::invalid("SRP_A is not a valid public value."))?;
+    cs.answer(s, true, true).await?;
     let block = Block {
+        id: crate::challenge::new_id(),
         pool: pool.id.clone(),
         client: client.id.clone(),
         user: cs.user.clone(),
@@ -549,6 +564,7 @@ async fn device_password_verifier(
     if param(responses, "DEVICE_KEY").is_some_and(|d| d != device_key) {
         return Err(ApiError::not_authorized(INCORRECT));
     }
+    crate::challenge::check_unspent(&user, &block.id)?;
     let device = user
         .devices
         .get(&device_key)
@@ -564,6 +580,7 @@ async fn device_password_verifier(
         responses,
     )
     .await?;
+    crate::challenge::answer(s, &pool.id, &key, &block.id, block.exp, ok, true).await?;
     if !ok {
         record_failure(s, pool, client, &key, "IncorrectDeviceSecret").await?;
         return Err(ApiError::not_authorized(INCORRECT));

@@ -37,6 +37,10 @@ struct Inner {
     /// presents the same token for its whole lifetime; the RSA check is the largest
     /// cost of GetUser. Expiry and revocation are still checked on every use.
     verified: RwLock<HashMap<String, Arc<cognate_crypto::jwt::JsonObject>>>,
+    /// Answered custom-challenge sessions of unknown users (PreventUserExistenceErrors),
+    /// by session id with expiry: they have no user record to be recorded on, and must
+    /// refuse a replay just as a real user's would.
+    phantom_spent: std::sync::Mutex<HashMap<String, Millis>>,
 }
 
 /// Bound on remembered tokens; the map is emptied when it is full.
@@ -76,6 +80,7 @@ impl AppState {
             bus,
             outbox,
             verified: RwLock::new(HashMap::new()),
+            phantom_spent: std::sync::Mutex::new(HashMap::new()),
         })))
     }
 
@@ -90,6 +95,31 @@ impl AppState {
             }
             m.insert(token.to_owned(), claims);
         }
+    }
+
+    /// Whether the session `id` of an unknown user was spent (see `spend_phantom`).
+    pub fn phantom_spent(&self, id: &str) -> bool {
+        self.0
+            .phantom_spent
+            .lock()
+            .map_or(true, |m| m.contains_key(id))
+    }
+
+    /// Spends the session `id` of an unknown user's custom challenge; false when it was
+    /// spent already.
+    pub fn spend_phantom(&self, id: &str, expires_at: Millis, now: Millis) -> bool {
+        let Ok(mut m) = self.0.phantom_spent.lock() else {
+            return false;
+        };
+        if m.len() >= VERIFIED_CACHE {
+            m.retain(|_, exp| *exp > now);
+        }
+        if m.len() >= VERIFIED_CACHE {
+            // Still full of live sessions: they answer for users that do not exist, so
+            // forgetting them only lets such a session be answered again, never succeed.
+            m.clear();
+        }
+        m.insert(id.to_owned(), expires_at).is_none()
     }
 
     pub fn bus(&self) -> Option<&Bus> {

@@ -72,7 +72,7 @@ pub async fn sign_pair(
             "iamRolesToOverride": roles,
             "preferredRole": preferred_role,
         },
-        "clientMetadata": {},
+        "clientMetadata": crate::triggers::client_metadata(),
     });
     let reply = crate::triggers::call(
         s,

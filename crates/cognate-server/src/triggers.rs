@@ -112,6 +112,26 @@ pub fn user_attributes(user: &cognate_domain::User) -> Value {
     Value::Object(m)
 }
 
+tokio::task_local! {
+    /// ClientMetadata of the InitiateAuth / RespondToAuthChallenge request being served.
+    static CLIENT_METADATA: Value;
+}
+
+/// Runs a sign-in request with its ClientMetadata at hand for the triggers it calls.
+pub async fn with_client_metadata<F: std::future::Future>(
+    m: &Option<std::collections::BTreeMap<String, String>>,
+    fut: F,
+) -> F::Output {
+    CLIENT_METADATA.scope(metadata(m), fut).await
+}
+
+/// The current sign-in request's ClientMetadata (`{}` outside one).
+pub fn client_metadata() -> Value {
+    CLIENT_METADATA
+        .try_with(Value::clone)
+        .unwrap_or_else(|_| Value::Object(Default::default()))
+}
+
 pub fn metadata(m: &Option<std::collections::BTreeMap<String, String>>) -> Value {
     serde_json::to_value(m.clone().unwrap_or_default()).unwrap_or(Value::Null)
 }

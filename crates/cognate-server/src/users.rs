@@ -508,7 +508,8 @@ pub async fn migrate_user(
     if !crate::triggers::enabled(s, pool, Trigger::UserMigration) {
         return Ok(None);
     }
-    let mut request = serde_json::json!({ "validationData": {}, "clientMetadata": {} });
+    let meta = crate::triggers::client_metadata();
+    let mut request = serde_json::json!({ "validationData": meta, "clientMetadata": meta });
     if let Some(pw) = password {
         request["password"] = serde_json::Value::from(pw);
     }

@@ -255,6 +255,85 @@ async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
     );
 }
 
+fn answer(id: &str, expires_at: i64, correct: bool, single_use: bool) -> Command {
+    Command::AnswerChallenge {
+        pool_id: "p_1".into(),
+        username_key: "bob".into(),
+        session_id: id.into(),
+        expires_at,
+        correct,
+        single_use,
+    }
+}
+
+fn refused_as_spent(r: Result<Vec<cognate_domain::Envelope>>) {
+    match r {
+        Err(Error::Refused(e)) => {
+            assert_eq!(e.kind, ErrorKind::NotAuthorized);
+            assert_eq!(
+                e.message,
+                "Invalid session for the user, session is expired."
+            );
+        }
+        other => panic!("expected the spent session to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn challenge_sessions_take_one_answer_or_three_wrong_codes() {
+    let (_d, s) = open();
+    s.run(
+        Command::CreatePool {
+            pool: pool("p_1", &[]),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::SignUp {
+            pool_id: "p_1".into(),
+            client_id: None,
+            user: user("bob", "b@x.io"),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    // A single-use session: the first answer, right or wrong, spends it.
+    s.run(answer("a", 1_000, true, true), 10).await.unwrap();
+    refused_as_spent(s.run(answer("a", 1_000, true, true), 11).await);
+    s.run(answer("b", 1_000, false, true), 10).await.unwrap();
+    refused_as_spent(s.run(answer("b", 1_000, true, true), 11).await);
+    // An MFA session: two wrong codes leave it open, the third spends it.
+    for t in 0..2 {
+        s.run(answer("m", 1_000, false, false), 20 + t)
+            .await
+            .unwrap();
+    }
+    let u = s.read_now().unwrap().user("p_1", "bob").unwrap().unwrap();
+    assert_eq!(u.answered_challenges["m"].failures, 2);
+    assert!(!u.answered_challenges["m"].spent);
+    s.run(answer("m", 1_000, false, false), 22).await.unwrap();
+    refused_as_spent(s.run(answer("m", 1_000, true, false), 23).await);
+    // An expired session takes no answer at all.
+    refused_as_spent(s.run(answer("old", 30, true, true), 30).await);
+    // Records go when their sessions expire, and at most 32 are kept.
+    for i in 0..40 {
+        s.run(answer(&format!("x{i}"), 2_000 + i, true, true), 1_500)
+            .await
+            .unwrap();
+    }
+    let u = s.read_now().unwrap().user("p_1", "bob").unwrap().unwrap();
+    assert!(!u.answered_challenges.contains_key("a"), "expired at 1000");
+    assert_eq!(u.answered_challenges.len(), 32);
+    assert!(u.answered_challenges.contains_key("x39"));
+    assert!(
+        !u.answered_challenges.contains_key("x7"),
+        "soonest to expire goes first"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_writers_are_group_committed() {
     let (_d, s) = open();
@@ -345,7 +424,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
             let name = format!("user{}", rng.below(60));
             let ci = pools.iter().position(|x| *x == p).unwrap();
             let now = 10 + step;
-            let cmd = match rng.below(11) {
+            let cmd = match rng.below(12) {
                 0 | 1 => Command::SignUp {
                     pool_id: p.into(),
                     client_id: Some(format!("c{ci}")),
@@ -423,6 +502,14 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                 9 => Command::GlobalSignOut {
                     pool_id: p.into(),
                     username_key: name.clone(),
+                },
+                10 => Command::AnswerChallenge {
+                    pool_id: p.into(),
+                    username_key: name.clone(),
+                    session_id: format!("cs{}", rng.below(8)),
+                    expires_at: now + rng.below(40) as i64,
+                    correct: rng.below(2) == 0,
+                    single_use: rng.below(2) == 0,
                 },
                 _ => Command::SendCode {
                     pool_id: p.into(),
