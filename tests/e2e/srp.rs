@@ -247,6 +247,52 @@ async fn password_verifier_answers_are_single_use() {
     assert_eq!(msg, "Incorrect username or password.");
     let msg = assert_code(answer(PASSWORD).send().await, "NotAuthorizedException");
     assert_eq!(msg, "Invalid session for the user, session is expired.");
+
+    // Under PreventUserExistenceErrors an unknown user's decoy block behaves the same way,
+    // so answering twice does not tell who exists.
+    let hidden =
+        f.c.create_user_pool_client()
+            .user_pool_id(&f.pool)
+            .client_name("hidden")
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserSrpAuth)
+            .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+            .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+            .send()
+            .await
+            .unwrap()
+            .user_pool_client()
+            .unwrap()
+            .client_id()
+            .unwrap()
+            .to_owned();
+    for name in ["once", "ghost"] {
+        let eph = srp::ClientEphemeral::new();
+        let out =
+            f.c.initiate_auth()
+                .auth_flow(AuthFlowType::UserSrpAuth)
+                .client_id(&hidden)
+                .auth_parameters("USERNAME", name)
+                .auth_parameters("SRP_A", eph.public_hex())
+                .send()
+                .await
+                .unwrap();
+        let params = out.challenge_parameters().cloned().unwrap();
+        let mut r =
+            f.c.respond_to_auth_challenge()
+                .client_id(&hidden)
+                .challenge_name(ChallengeNameType::PasswordVerifier)
+                .challenge_responses("USERNAME", name);
+        for (k, v) in verifier_answer(&eph, pool_name(&f.pool), name, OTHER_PASSWORD, &params) {
+            r = r.challenge_responses(k, v);
+        }
+        let msg = assert_code(r.clone().send().await, "NotAuthorizedException");
+        assert_eq!(msg, "Incorrect username or password.", "{name}");
+        let msg = assert_code(r.send().await, "NotAuthorizedException");
+        assert_eq!(
+            msg, "Invalid session for the user, session is expired.",
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
