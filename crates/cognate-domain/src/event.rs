@@ -255,6 +255,12 @@ impl Event {
     }
 }
 
+/// How long a session outlives its refresh token before it is dropped: the longest
+/// validity of an access or ID token (one day), which still needs the session.
+pub const SESSION_GRACE_MS: Millis = 24 * 60 * 60 * 1000;
+/// Expired sessions removed per sign-in; more than one, so removal outpaces creation.
+pub const SESSIONS_EXPIRED_PER_SIGN_IN: usize = 16;
+
 /// Answered challenge sessions a user record keeps (see `UserChallengeAnswered`).
 pub const MAX_ANSWERED_CHALLENGES: usize = 32;
 
@@ -537,6 +543,11 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             ..
         } => {
             p.put_session(session)?;
+            // Every sign-in clears away a few sessions that nothing can use any more: the
+            // refresh token expired, and so has every access or ID token issued from it
+            // (they live at most a day). Bounded work, driven by the event's time, so a
+            // rebuild does exactly the same.
+            p.expire_sessions(at - SESSION_GRACE_MS, SESSIONS_EXPIRED_PER_SIGN_IN)?;
             update_user(p, pool_id, username_key, at, |u| {
                 u.failed_sign_ins = 0;
                 u.locked_until = 0;

@@ -8,7 +8,9 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use cognate_domain::{Client, Envelope, Group, Pool, Projections, Session, User, View, evolve};
+use cognate_domain::{
+    Client, Envelope, Group, Millis, Pool, Projections, Session, User, View, evolve,
+};
 
 use crate::{Error, Result};
 
@@ -36,6 +38,9 @@ pub const GROUP_MEMBERS: TableDefinition<&str, ()> = TableDefinition::new("group
 pub const SEARCH: TableDefinition<&str, ()> = TableDefinition::new("search_v1");
 /// `pool \0 aggregate \0 seq (20 digits)` → empty: an aggregate's history.
 pub const HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history_v1");
+/// `expires_at (20 digits) \0 origin_jti` → empty: sessions in the order they expire, so
+/// that expired ones can be dropped a few at a time.
+pub const SESSION_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("session_expiry_v1");
 
 /// Attributes ListUsers can filter on (besides `username`, `status`, `cognito:user_status`).
 pub const SEARCHABLE: &[&str] = &[
@@ -49,7 +54,8 @@ pub const SEARCHABLE: &[&str] = &[
 ];
 
 const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 5] = [POOLS, CLIENTS, USERS, SESSIONS, GROUPS];
-const UNIT_TABLES: [TableDefinition<&str, ()>; 4] = [POOL_CLIENTS, GROUP_MEMBERS, SEARCH, HISTORY];
+const UNIT_TABLES: [TableDefinition<&str, ()>; 5] =
+    [POOL_CLIENTS, GROUP_MEMBERS, SEARCH, HISTORY, SESSION_EXPIRY];
 const STR_TABLES: [TableDefinition<&str, &str>; 3] = [SIGN_IN, SUBS, REFRESH];
 
 fn k2(a: &str, b: &str) -> String {
@@ -260,6 +266,7 @@ pub struct WriteProjections<'t> {
     group_members: UnitTable<'t>,
     search: UnitTable<'t>,
     history: UnitTable<'t>,
+    session_expiry: UnitTable<'t>,
     /// Pools decoded during this batch: nearly every command reads its pool, and
     /// decoding one costs more than the rest of a sign-up's bookkeeping.
     pool_cache: std::cell::RefCell<std::collections::HashMap<String, Option<Pool>>>,
@@ -281,6 +288,7 @@ impl<'t> WriteProjections<'t> {
             group_members: txn.open_table(GROUP_MEMBERS)?,
             search: txn.open_table(SEARCH)?,
             history: txn.open_table(HISTORY)?,
+            session_expiry: txn.open_table(SESSION_EXPIRY)?,
             pool_cache: Default::default(),
         })
     }
@@ -462,7 +470,9 @@ impl Projections for WriteProjections<'_> {
             if let Some(p) = &old.previous_hash {
                 self.refresh.remove(p.as_str())?;
             }
+            self.session_expiry.remove(expiry_key(&old).as_str())?;
         }
+        self.session_expiry.insert(expiry_key(s).as_str(), ())?;
         self.refresh
             .insert(s.refresh_hash.as_str(), s.origin_jti.as_str())?;
         if let Some(p) = &s.previous_hash {
@@ -472,6 +482,35 @@ impl Projections for WriteProjections<'_> {
             .insert(s.origin_jti.as_str(), enc(s)?.as_slice())?;
         Ok(())
     }
+
+    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<usize> {
+        let hi = format!("{:020}", before.max(0));
+        let mut expired = Vec::new();
+        for item in self.session_expiry.range(..hi.as_str())?.take(max) {
+            let (k, _) = item?;
+            expired.push(k.value().to_owned());
+        }
+        for k in &expired {
+            self.session_expiry.remove(k.as_str())?;
+            let Some((_, jti)) = k.split_once('\0') else {
+                continue;
+            };
+            if let Some(s) = self.session(jti)? {
+                for h in std::iter::once(&s.refresh_hash).chain(s.previous_hash.as_ref()) {
+                    // Only entries that still point at this session.
+                    if get_str(&self.refresh, h)?.as_deref() == Some(jti) {
+                        self.refresh.remove(h.as_str())?;
+                    }
+                }
+                self.sessions.remove(jti)?;
+            }
+        }
+        Ok(expired.len())
+    }
+}
+
+fn expiry_key(s: &Session) -> String {
+    format!("{:020}\0{}", s.expires_at.max(0), s.origin_jti)
 }
 
 /// A consistent snapshot for reads.

@@ -255,6 +255,98 @@ async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
     );
 }
 
+fn sign_in(jti: &str, expires_at: i64) -> Command {
+    Command::SignIn {
+        pool_id: "p_1".into(),
+        username_key: "bob".into(),
+        session: Session {
+            origin_jti: jti.into(),
+            pool_id: "p_1".into(),
+            username_key: "bob".into(),
+            sub: "sub-bob".into(),
+            client_id: "c1".into(),
+            refresh_hash: format!("r-{jti}"),
+            previous_hash: None,
+            previous_until: 0,
+            auth_time: 1,
+            created_at: 1,
+            expires_at,
+            generation: 0,
+            revoked: false,
+        },
+        flow: "USER_PASSWORD_AUTH".into(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_dropped_a_day_after_they_expire() {
+    use cognate_domain::event::SESSION_GRACE_MS;
+    let (_d, s) = open();
+    s.run(
+        Command::CreatePool {
+            pool: pool("p_1", &[]),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::CreateClient {
+            client: client("c1", "p_1"),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::SignUp {
+            pool_id: "p_1".into(),
+            client_id: None,
+            user: user("bob", "b@x.io"),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(sign_in("old", 1_000), 10).await.unwrap();
+    s.run(sign_in("live", 10 * SESSION_GRACE_MS), 10)
+        .await
+        .unwrap();
+    // Its refresh token has expired, but an access token of it may still be valid.
+    s.run(
+        sign_in("a", 10 * SESSION_GRACE_MS),
+        1_000 + SESSION_GRACE_MS - 1,
+    )
+    .await
+    .unwrap();
+    let r = s.read_now().unwrap();
+    assert!(r.session("old").unwrap().is_some());
+    assert_eq!(
+        r.session_by_refresh("r-old").unwrap().as_deref(),
+        Some("old")
+    );
+    drop(r);
+    // A day later nothing can use it: the next sign-in removes it and its refresh entry.
+    s.run(
+        sign_in("b", 10 * SESSION_GRACE_MS),
+        1_000 + SESSION_GRACE_MS + 1,
+    )
+    .await
+    .unwrap();
+    let r = s.read_now().unwrap();
+    assert!(r.session("old").unwrap().is_none());
+    assert!(r.session_by_refresh("r-old").unwrap().is_none());
+    for live in ["live", "a", "b"] {
+        assert!(r.session(live).unwrap().is_some(), "{live}");
+        assert_eq!(
+            r.session_by_refresh(&format!("r-{live}"))
+                .unwrap()
+                .as_deref(),
+            Some(live)
+        );
+    }
+}
+
 fn answer(id: &str, expires_at: i64, correct: bool, single_use: bool) -> Command {
     Command::AnswerChallenge {
         pool_id: "p_1".into(),
@@ -473,7 +565,10 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                             previous_until: 0,
                             auth_time: now,
                             created_at: now,
-                            expires_at: now + 100_000,
+                            // Some already a day past their expiry, so that later
+                            // sign-ins drop them (and the rebuild must do the same).
+                            expires_at: now + 100_000
+                                - if rng.below(3) == 0 { 86_500_000 } else { 0 },
                             generation: 0,
                             revoked: false,
                         },
