@@ -1076,11 +1076,18 @@ async fn nats_user_migration_on_sign_in_and_forgot_password() {
     const LEGACY_PASSWORD: &str = "Legacy-Pa55!";
     let calls: Seen<(String, String, Option<String>)> = seen();
     let rec = Arc::clone(&calls);
+    let metadata: Seen<Option<StringMap>> = seen();
+    let rec_meta = Arc::clone(&metadata);
     let _w = env
         .worker(&pool)
         .user_migration(move |mut ev| {
             let rec = Arc::clone(&rec);
+            let rec_meta = Arc::clone(&rec_meta);
             async move {
+                rec_meta
+                    .lock()
+                    .unwrap()
+                    .push(ev.request.client_metadata.clone());
                 let password = ev.request.password.as_ref().map(|p| p.expose().clone());
                 rec.lock().unwrap().push((
                     ev.trigger_source.clone(),
@@ -1147,12 +1154,17 @@ async fn nats_user_migration_on_sign_in_and_forgot_password() {
         .forgot_password()
         .client_id(&client)
         .username("legacy-bob")
+        .client_metadata("origin", "reset-page")
         .send()
         .await
         .unwrap();
     assert_eq!(
         out.code_delivery_details().unwrap().attribute_name(),
         Some("email")
+    );
+    assert_eq!(
+        metadata.lock().unwrap().last().unwrap(),
+        &Some(StringMap::from([("origin".into(), "reset-page".into())]))
     );
     assert_eq!(
         calls.lock().unwrap().last().unwrap(),

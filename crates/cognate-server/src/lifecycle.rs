@@ -65,6 +65,15 @@ pub async fn forgot_password(
     s: AppState,
     r: p::ForgotPasswordRequest,
 ) -> Result<p::ForgotPasswordResponse> {
+    // UserMigration_ForgotPassword and CustomMessage_ForgotPassword see ClientMetadata.
+    let m = r.client_metadata.clone();
+    crate::triggers::with_client_metadata(&m, forgot_password_in(s, r)).await
+}
+
+async fn forgot_password_in(
+    s: AppState,
+    r: p::ForgotPasswordRequest,
+) -> Result<p::ForgotPasswordResponse> {
     let (client, pool) = client_and_pool(&s, &r.client_id).await?;
     check_secret_hash(
         &s,

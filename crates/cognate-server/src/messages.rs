@@ -80,7 +80,7 @@ pub async fn build(
         "codeParameter": "{####}",
         "usernameParameter": if d.kind == "AdminCreateUser" { serde_json::Value::from("{username}") } else { serde_json::Value::Null },
         "linkParameter": serde_json::Value::Null,
-        "clientMetadata": {},
+        "clientMetadata": crate::triggers::client_metadata(),
     });
     if let Some(resp) = crate::triggers::call(
         s,
