@@ -172,4 +172,29 @@ test('TOTP MFA, then a remembered device that signs in without it', async () => 
     return totp(secret, step);
   });
   assert.equal(askedAfter, 1);
+
+  // A mistyped code, then the right one: identity-js answers again with the Session it
+  // holds, and a Session takes up to three wrong codes before it is spent.
+  const near = await Promise.all([-2, -1, 0, 1, 2, 3].map((k) => totp(secret, step + k)));
+  let wrong = '123456';
+  for (let i = 1; near.includes(wrong); i += 1) wrong = String((123456 + i * 7919) % 1_000_000).padStart(6, '0');
+  const retry = new CognitoUser({ Username: 'bob', Pool: pool, Storage: new MemoryStorage() });
+  let mismatches = 0;
+  const tokens = await new Promise((ok, fail) => {
+    const callbacks = {
+      onSuccess: ok,
+      onFailure: async (err) => {
+        if (mismatches > 0 || err.code !== 'CodeMismatchException') return fail(err);
+        mismatches += 1;
+        step = await nextStep(step);
+        retry.sendMFACode(await totp(secret, step), callbacks, 'SOFTWARE_TOKEN_MFA');
+      },
+      totpRequired: () => retry.sendMFACode(wrong, callbacks, 'SOFTWARE_TOKEN_MFA'),
+      mfaRequired: () => fail(new Error('SMS MFA was asked for')),
+      newPasswordRequired: () => fail(new Error('new password was asked for')),
+    };
+    retry.authenticateUser(new AuthenticationDetails({ Username: 'bob', Password: PASSWORD }), callbacks);
+  });
+  assert.equal(mismatches, 1);
+  assert.ok(tokens.isValid());
 });
