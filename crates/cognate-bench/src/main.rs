@@ -54,6 +54,10 @@ struct Cli {
     /// The nats-server binary [default: $NATS_SERVER_BIN, the PATH, /usr/sbin, /usr/bin].
     #[arg(long)]
     nats_server: Option<PathBuf>,
+    /// Where the scratch directory goes (databases, data directories) [default:
+    /// <workspace>/target/bench-tmp]: put it on the disk whose fsync you want measured.
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -509,7 +513,10 @@ async fn bench(cli: Cli) -> Result<()> {
         None
     };
     // On the real disk (not a tmpfs /tmp) so fsync costs what it costs in production.
-    let tmp_base = root.join("target/bench-tmp");
+    let tmp_base = cli
+        .scratch
+        .clone()
+        .unwrap_or_else(|| root.join("target/bench-tmp"));
     std::fs::create_dir_all(&tmp_base)
         .with_context(|| format!("creating {}", tmp_base.display()))?;
     let run_dir = tempfile::Builder::new()
