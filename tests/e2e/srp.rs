@@ -680,20 +680,16 @@ async fn remembered_device_signs_in_with_device_srp_and_is_managed() {
     assert_code(r, "ResourceNotFoundException");
 }
 
-/// The passwordless example's logic, inline: a code by "email" (recorded here), three tries.
-#[tokio::test]
-async fn custom_auth_runs_the_challenge_triggers() {
-    use cognate_worker::StringMap;
-    let env = crate::nats::Env::start().await;
+/// A pool whose three custom-auth triggers are served over `env`'s NATS.
+async fn custom_auth_pool(env: &crate::nats::Env, prefix: &str) -> String {
     let lc = LambdaConfigType::builder()
         .define_auth_challenge(crate::nats::arn("define"))
         .create_auth_challenge(crate::nats::arn("create"))
         .verify_auth_challenge_response(crate::nats::arn("verify"))
         .build();
-    let pool = env
-        .c
+    env.c
         .create_user_pool()
-        .pool_name(format!("custom-{}", unique_suffix()))
+        .pool_name(format!("{prefix}-{}", unique_suffix()))
         .lambda_config(lc)
         .send()
         .await
@@ -702,7 +698,15 @@ async fn custom_auth_runs_the_challenge_triggers() {
         .unwrap()
         .id()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// The passwordless example's logic, inline: a code by "email" (recorded here), three tries.
+#[tokio::test]
+async fn custom_auth_runs_the_challenge_triggers() {
+    use cognate_worker::StringMap;
+    let env = crate::nats::Env::start().await;
+    let pool = custom_auth_pool(&env, "custom").await;
     let (client, _) = srp_client(&env.c, &pool, false).await;
     env.c
         .admin_create_user()
@@ -925,24 +929,7 @@ async fn custom_auth_runs_the_challenge_triggers() {
 async fn custom_auth_for_an_unknown_user_runs_the_triggers_and_never_succeeds() {
     use cognate_worker::StringMap;
     let env = crate::nats::Env::start().await;
-    let lc = LambdaConfigType::builder()
-        .define_auth_challenge(crate::nats::arn("define"))
-        .create_auth_challenge(crate::nats::arn("create"))
-        .verify_auth_challenge_response(crate::nats::arn("verify"))
-        .build();
-    let pool = env
-        .c
-        .create_user_pool()
-        .pool_name(format!("ghost-{}", unique_suffix()))
-        .lambda_config(lc)
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_owned();
+    let pool = custom_auth_pool(&env, "ghost").await;
     let client = env
         .c
         .create_user_pool_client()
@@ -1076,24 +1063,7 @@ async fn passwordless_example_worker_signs_in_with_an_emailed_code() {
         bin.display()
     );
     let env = crate::nats::Env::start().await;
-    let lc = LambdaConfigType::builder()
-        .define_auth_challenge(crate::nats::arn("define"))
-        .create_auth_challenge(crate::nats::arn("create"))
-        .verify_auth_challenge_response(crate::nats::arn("verify"))
-        .build();
-    let pool = env
-        .c
-        .create_user_pool()
-        .pool_name(format!("otp-{}", unique_suffix()))
-        .lambda_config(lc)
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_owned();
+    let pool = custom_auth_pool(&env, "otp").await;
     let (client, _) = srp_client(&env.c, &pool, false).await;
     env.c
         .admin_create_user()

@@ -378,8 +378,8 @@ pub trait Projections: View {
     fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
     fn put_session(&mut self, session: &Session) -> Result<(), Self::Error>;
     /// Removes up to `max` sessions that expired before `before` (soonest first), with
-    /// their refresh-token entries; returns how many.
-    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<usize, Self::Error>;
+    /// their refresh-token entries.
+    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<(), Self::Error>;
     fn put_group(&mut self, group: &Group) -> Result<(), Self::Error>;
     fn delete_group(&mut self, pool: &str, name: &str) -> Result<(), Self::Error>;
 }

@@ -94,7 +94,8 @@ pub fn new_id() -> String {
     hex::encode(cognate_crypto::random_bytes(16))
 }
 
-fn spent() -> ApiError {
+/// The answer to a spent, expired or unknown challenge session.
+pub fn spent() -> ApiError {
     ApiError::not_authorized("Invalid session for the user, session is expired.")
 }
 

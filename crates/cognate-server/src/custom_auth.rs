@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::Outcome;
+use crate::challenge::spent as invalid_session;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
 use crate::users::{check_secret_hash, find_user};
@@ -53,10 +54,6 @@ struct CustomSession {
     private: BTreeMap<String, String>,
     metadata: Option<String>,
     exp: i64,
-}
-
-fn invalid_session() -> ApiError {
-    ApiError::not_authorized("Invalid session for the user, session is expired.")
 }
 
 fn seal(s: &AppState, cs: &CustomSession) -> String {

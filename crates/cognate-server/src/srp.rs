@@ -368,9 +368,7 @@ async fn password_verifier(
         // the block is spent like a real user's.
         check_secret_hash(s, client, &[username], param(responses, "SECRET_HASH"))?;
         if !s.spend_phantom(&block.id, block.exp, now_ms()) {
-            return Err(ApiError::not_authorized(
-                "Invalid session for the user, session is expired.",
-            ));
+            return Err(crate::challenge::spent());
         }
         let (_, v) = decoy(s, pool, username);
         let _ = signature_ok(&block, raw, v, String::new(), String::new(), responses).await?;

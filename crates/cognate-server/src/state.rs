@@ -45,6 +45,8 @@ struct Inner {
 
 /// Bound on remembered tokens; the map is emptied when it is full.
 const VERIFIED_CACHE: usize = 10_000;
+/// Bound on remembered spent sessions of unknown users.
+const PHANTOM_SESSIONS: usize = 10_000;
 
 impl AppState {
     pub fn new(
@@ -111,10 +113,10 @@ impl AppState {
         let Ok(mut m) = self.0.phantom_spent.lock() else {
             return false;
         };
-        if m.len() >= VERIFIED_CACHE {
+        if m.len() >= PHANTOM_SESSIONS {
             m.retain(|_, exp| *exp > now);
         }
-        if m.len() >= VERIFIED_CACHE {
+        if m.len() >= PHANTOM_SESSIONS {
             // Still full of live sessions: they answer for users that do not exist, so
             // forgetting them only lets such a session be answered again, never succeed.
             m.clear();

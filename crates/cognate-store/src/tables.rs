@@ -465,14 +465,19 @@ impl Projections for WriteProjections<'_> {
 
     fn put_session(&mut self, s: &Session) -> Result<()> {
         let old: Option<Session> = self.session(&s.origin_jti)?;
-        if let Some(old) = old {
+        if let Some(old) = &old {
             self.refresh.remove(old.refresh_hash.as_str())?;
             if let Some(p) = &old.previous_hash {
                 self.refresh.remove(p.as_str())?;
             }
-            self.session_expiry.remove(expiry_key(&old).as_str())?;
         }
-        self.session_expiry.insert(expiry_key(s).as_str(), ())?;
+        // Refreshes and revocations keep the expiry; only a new or re-dated session moves.
+        if old.as_ref().map(|o| o.expires_at) != Some(s.expires_at) {
+            if let Some(old) = &old {
+                self.session_expiry.remove(expiry_key(old).as_str())?;
+            }
+            self.session_expiry.insert(expiry_key(s).as_str(), ())?;
+        }
         self.refresh
             .insert(s.refresh_hash.as_str(), s.origin_jti.as_str())?;
         if let Some(p) = &s.previous_hash {
@@ -483,7 +488,7 @@ impl Projections for WriteProjections<'_> {
         Ok(())
     }
 
-    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<usize> {
+    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<()> {
         let hi = format!("{:020}", before.max(0));
         let mut expired = Vec::new();
         for item in self.session_expiry.range(..hi.as_str())?.take(max) {
@@ -505,7 +510,7 @@ impl Projections for WriteProjections<'_> {
                 self.sessions.remove(jti)?;
             }
         }
-        Ok(expired.len())
+        Ok(())
     }
 }
 

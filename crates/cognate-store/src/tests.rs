@@ -255,6 +255,36 @@ async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
     );
 }
 
+/// Pool `p_1` (no aliases) with client `c1` and the unconfirmed user `bob`.
+async fn pool_with_bob(s: &Store) {
+    s.run(
+        Command::CreatePool {
+            pool: pool("p_1", &[]),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::CreateClient {
+            client: client("c1", "p_1"),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    s.run(
+        Command::SignUp {
+            pool_id: "p_1".into(),
+            client_id: None,
+            user: user("bob", "b@x.io"),
+        },
+        1,
+    )
+    .await
+    .unwrap();
+}
+
 fn sign_in(jti: &str, expires_at: i64) -> Command {
     Command::SignIn {
         pool_id: "p_1".into(),
@@ -282,32 +312,7 @@ fn sign_in(jti: &str, expires_at: i64) -> Command {
 async fn sessions_are_dropped_a_day_after_they_expire() {
     use cognate_domain::event::SESSION_GRACE_MS;
     let (_d, s) = open();
-    s.run(
-        Command::CreatePool {
-            pool: pool("p_1", &[]),
-        },
-        1,
-    )
-    .await
-    .unwrap();
-    s.run(
-        Command::CreateClient {
-            client: client("c1", "p_1"),
-        },
-        1,
-    )
-    .await
-    .unwrap();
-    s.run(
-        Command::SignUp {
-            pool_id: "p_1".into(),
-            client_id: None,
-            user: user("bob", "b@x.io"),
-        },
-        1,
-    )
-    .await
-    .unwrap();
+    pool_with_bob(&s).await;
     s.run(sign_in("old", 1_000), 10).await.unwrap();
     s.run(sign_in("live", 10 * SESSION_GRACE_MS), 10)
         .await
@@ -374,24 +379,7 @@ fn refused_as_spent(r: Result<Vec<cognate_domain::Envelope>>) {
 #[tokio::test]
 async fn challenge_sessions_take_one_answer_or_three_wrong_codes() {
     let (_d, s) = open();
-    s.run(
-        Command::CreatePool {
-            pool: pool("p_1", &[]),
-        },
-        1,
-    )
-    .await
-    .unwrap();
-    s.run(
-        Command::SignUp {
-            pool_id: "p_1".into(),
-            client_id: None,
-            user: user("bob", "b@x.io"),
-        },
-        1,
-    )
-    .await
-    .unwrap();
+    pool_with_bob(&s).await;
     // A single-use session: the first answer, right or wrong, spends it.
     s.run(answer("a", 1_000, true, true), 10).await.unwrap();
     refused_as_spent(s.run(answer("a", 1_000, true, true), 11).await);
