@@ -6,6 +6,7 @@
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod ids;
 pub mod policy;
 pub mod schema;

@@ -460,64 +460,11 @@ pub async fn admin_list_user_auth_events(
     })
 }
 
-/// A parsed ListUsers filter: `attribute = "value"` or `attribute ^= "value"`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Filter {
-    pub attribute: String,
-    pub value: String,
-    pub prefix: bool,
-}
+pub use cognate_domain::filter::Filter;
 
-const FILTERABLE: &[&str] = &[
-    "username",
-    "email",
-    "phone_number",
-    "name",
-    "given_name",
-    "family_name",
-    "preferred_username",
-    "cognito:user_status",
-    "status",
-    "sub",
-];
-
+/// The ListUsers filter parser (`cognate_domain::filter`), with the API's error type.
 pub fn parse_filter(f: &str) -> Result<Filter> {
-    let bad = || {
-        ApiError::invalid(format!(
-            "Error while parsing filter {f:?}: expected attribute = \"value\" or attribute ^= \"value\"."
-        ))
-    };
-    let f = f.trim();
-    let (attr, rest, prefix) = if let Some(i) = f.find("^=") {
-        (&f[..i], &f[i + 2..], true)
-    } else if let Some(i) = f.find('=') {
-        (&f[..i], &f[i + 1..], false)
-    } else {
-        return Err(bad());
-    };
-    let attr = attr.trim().trim_matches('"').to_owned();
-    let rest = rest.trim();
-    let inner = rest
-        .strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .ok_or_else(bad)?;
-    let value = inner.replace("\\\"", "\"").replace("\\\\", "\\");
-    if !FILTERABLE.contains(&attr.as_str()) {
-        return Err(ApiError::invalid(format!(
-            "Invalid search attribute: {attr}. Searchable: {}.",
-            FILTERABLE.join(", ")
-        )));
-    }
-    let attr = if attr == "status" {
-        "status".to_owned()
-    } else {
-        attr
-    };
-    Ok(Filter {
-        attribute: attr,
-        value,
-        prefix,
-    })
+    Ok(cognate_domain::filter::parse(f)?)
 }
 
 pub async fn list_users(s: AppState, r: p::ListUsersRequest) -> Result<p::ListUsersResponse> {
@@ -592,33 +539,6 @@ pub async fn list_users(s: AppState, r: p::ListUsersRequest) -> Result<p::ListUs
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filters_parse() {
-        assert_eq!(
-            parse_filter("email ^= \"ali\"").ok(),
-            Some(Filter {
-                attribute: "email".into(),
-                value: "ali".into(),
-                prefix: true
-            })
-        );
-        assert_eq!(
-            parse_filter("cognito:user_status = \"CONFIRMED\"").ok(),
-            Some(Filter {
-                attribute: "cognito:user_status".into(),
-                value: "CONFIRMED".into(),
-                prefix: false
-            })
-        );
-        assert_eq!(
-            parse_filter("name=\"a \\\"b\\\"\"").ok().map(|f| f.value),
-            Some("a \"b\"".into())
-        );
-        assert!(parse_filter("custom:x = \"1\"").is_err());
-        assert!(parse_filter("email ~ \"x\"").is_err());
-        assert!(parse_filter("email = x").is_err());
-    }
 
     #[test]
     fn generated_password_meets_the_default_policy() {
