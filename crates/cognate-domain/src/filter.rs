@@ -36,13 +36,16 @@ pub fn parse(f: &str) -> Result<Filter, DomainError> {
         ))
     };
     let f = f.trim();
-    let (attr, rest, prefix) = if let Some(i) = f.find("^=") {
-        (&f[..i], &f[i + 2..], true)
-    } else if let Some(i) = f.find('=') {
-        (&f[..i], &f[i + 1..], false)
-    } else {
+    // The operator is the first `=` (no attribute name has one), `^=` when a `^` precedes
+    // it; a `^=` inside the quoted value is part of the value.
+    let Some(eq) = f.find('=') else {
         return Err(bad());
     };
+    let (attr, prefix) = match f[..eq].strip_suffix('^') {
+        Some(attr) => (attr, true),
+        None => (&f[..eq], false),
+    };
+    let rest = &f[eq + 1..];
     let attr = attr.trim().trim_matches('"').to_owned();
     let rest = rest.trim();
     let inner = rest
@@ -102,6 +105,25 @@ mod tests {
         assert!(parse("custom:x = \"1\"").is_err());
         assert!(parse("email ~ \"x\"").is_err());
         assert!(parse("email = x").is_err());
+    }
+
+    /// Found by the `filter` fuzz target: `email = "a^=b"` was split at the `^=` in the
+    /// value and refused as a search on the attribute `email = "a`.
+    #[test]
+    fn operator_characters_in_the_value_are_part_of_it() {
+        for (text, value, prefix) in [
+            ("email = \"a^=b\"", "a^=b", false),
+            ("email ^= \"a^=b\"", "a^=b", true),
+            ("email ^= \"a=b\"", "a=b", true),
+            ("email=\"=\"", "=", false),
+        ] {
+            let f = parse(text);
+            assert_eq!(
+                f.as_ref().map(|f| (f.value.as_str(), f.prefix)),
+                Ok((value, prefix)),
+                "{text}"
+            );
+        }
     }
 
     #[test]
