@@ -334,27 +334,36 @@ impl Envelope {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let v = raw.get("v").and_then(Value::as_u64).unwrap_or(1) as u32;
         let current = Event::version_of(&ty);
-        if v > current {
-            return Err(DecodeError::TooNew(ty, v));
-        }
-        if v < current {
-            if let Some(data) = raw.get_mut("data") {
-                upcast(&ty, v, data);
+        // A `v` that is no u32 is left for serde to refuse, not wrapped into range.
+        let v = match raw.get("v") {
+            None => Some(1),
+            Some(v) => v.as_u64().and_then(|v| u32::try_from(v).ok()),
+        };
+        if let Some(v) = v {
+            if v > current {
+                return Err(DecodeError::TooNew(ty, v));
             }
-            raw["v"] = Value::from(current);
+            if v < current
+                && let Some(obj) = raw.as_object_mut()
+            {
+                if let Some(Value::Object(data)) = obj.get_mut("data") {
+                    upcast(&ty, v, data);
+                }
+                obj.insert("v".into(), Value::from(current));
+            }
         }
         Ok(serde_json::from_value(raw)?)
     }
 }
 
 /// Brings an old payload to the current version, one step at a time.
-fn upcast(ty: &str, mut v: u32, data: &mut Value) {
+/// Only object payloads are upcast; any other shape is left for decoding to refuse.
+fn upcast(ty: &str, mut v: u32, data: &mut serde_json::Map<String, Value>) {
     while v < Event::version_of(ty) {
         if let ("user.signed_up", 1) = (ty, v) {
             // v1 kept attributes as a list of {Name, Value} pairs and had no client id.
-            if let Some(user) = data.get_mut("user")
+            if let Some(Value::Object(user)) = data.get_mut("user")
                 && let Some(Value::Array(list)) = user.get("attributes").cloned()
             {
                 let map: serde_json::Map<String, Value> = list
@@ -365,11 +374,9 @@ fn upcast(ty: &str, mut v: u32, data: &mut Value) {
                         Some((n, val))
                     })
                     .collect();
-                user["attributes"] = Value::Object(map);
+                user.insert("attributes".into(), Value::Object(map));
             }
-            if data.get("client_id").is_none() {
-                data["client_id"] = Value::Null;
-            }
+            data.entry("client_id").or_insert(Value::Null);
         }
         v += 1;
     }
@@ -724,6 +731,23 @@ mod tests {
             user.attributes.get("sub").map(String::as_str),
             Some(user.sub.as_str())
         );
+    }
+
+    /// Found while fuzzing event decoding: an old `user.signed_up` whose payload is not
+    /// an object panicked in the upcaster (`data["client_id"] = …` on an array), and a
+    /// `v` past u32 wrapped around to an old version.
+    #[test]
+    fn malformed_old_payloads_are_refused_not_panicked_on() {
+        for raw in [
+            r#"{"seq":1,"at":0,"pool":"p","aggregate":"a","type":"user.signed_up","v":1,"data":[]}"#,
+            r#"{"seq":1,"at":0,"pool":"p","aggregate":"a","type":"user.signed_up","data":"x"}"#,
+            r#"{"seq":1,"at":0,"pool":"p","aggregate":"a","type":"user.signed_up","v":1,"data":{"user":[1]}}"#,
+            r#"{"seq":1,"at":0,"pool":"p","aggregate":"a","type":"user.signed_up","v":4294967297,"data":{}}"#,
+            r#"{"seq":1,"at":0,"pool":"p","aggregate":"a","type":"user.signed_up","v":"1","data":{}}"#,
+            r#"[{"type":"user.signed_up"}]"#,
+        ] {
+            assert!(Envelope::decode(raw.as_bytes()).is_err(), "{raw}");
+        }
     }
 
     /// A `user.password_set` written before SRP verifiers existed: it decodes, without one.
