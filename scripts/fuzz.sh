@@ -44,13 +44,16 @@ failed=()
 summary=()
 for t in "${targets[@]}"; do
   # libFuzzer adds what it finds to the first corpus directory: a scratch one under
-  # fuzz/target, so the committed seeds in fuzz/corpus stay as they are.
+  # fuzz/target, so the committed seeds (fuzz/corpus) and past findings
+  # (fuzz/regressions) stay as they are.
   work="fuzz/target/corpus/$t"
   mkdir -p "$work"
   log="fuzz/target/fuzz-$t.log"
   echo "fuzz.sh: $t for ${seconds}s"
   set +e
-  cargo fuzz run "${fuzz_flags[@]}" "$t" "$work" "fuzz/corpus/$t" -- \
+  seeds=("fuzz/corpus/$t")
+  [ -d "fuzz/regressions/$t" ] && seeds+=("fuzz/regressions/$t")
+  cargo fuzz run "${fuzz_flags[@]}" "$t" "$work" "${seeds[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
     -max_len=16384 -print_final_stats=1 >"$log" 2>&1
   rc=$?

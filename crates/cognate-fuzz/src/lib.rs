@@ -17,8 +17,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::OnceLock;
 
+/// A fuzz target: panics when one of its invariants breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its `fuzz_targets/<name>.rs` and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("request", request),
     ("filter", filter),
     ("sigv4", sigv4),
