@@ -417,6 +417,17 @@ pub fn verify(
     if !auth.signed_headers.split(';').any(|h| h == "host") {
         return Err(malformed("'Host' must be a signed header."));
     }
+    // Each mention of a header copies its values into the canonical request, so a name
+    // repeated N times in a header of size M would cost N×M (gigabytes from one request).
+    let mut names: Vec<String> = auth
+        .signed_headers
+        .split(';')
+        .map(str::to_ascii_lowercase)
+        .collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(malformed("SignedHeaders names a header more than once."));
+    }
 
     if auth.date != &amz_date[..8] {
         return Err(SigV4Error::WrongScope(format!(
@@ -579,6 +590,29 @@ mod tests {
             verify(&r, T, "us-east-1", "iam", secrets),
             Err(SigV4Error::Mismatch)
         );
+    }
+
+    /// Found while fuzzing SigV4 (reading what the target reaches, then run through it: a
+    /// 20 KB input took 3.5 s and 126 MB): `SignedHeaders=a;a;…;a` with a large header `a`
+    /// made the canonical request names × value size, gigabytes within HTTP's header limits.
+    #[test]
+    fn a_header_signed_twice_is_refused_before_canonicalisation() {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={AKID}/20150830/us-east-1/iam/aws4_request, \
+             SignedHeaders=a;{}host;x-amz-date, Signature=00",
+            "A;".repeat(1000)
+        );
+        let headers = h(&[
+            ("Host", "iam.amazonaws.com"),
+            ("A", &"v".repeat(10_000)),
+            ("X-Amz-Date", "20150830T123600Z"),
+            ("Authorization", &auth),
+        ]);
+        let r = req("POST", "", &headers, b"");
+        assert!(matches!(
+            verify(&r, T, "us-east-1", "iam", secrets),
+            Err(SigV4Error::Malformed(_))
+        ));
     }
 
     #[test]
