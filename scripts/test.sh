@@ -38,3 +38,6 @@ scripts/check-k8s.sh
 python3 -m pip install --quiet -r tests/python/requirements.txt \
   || python3 -m pip install --quiet --break-system-packages -r tests/python/requirements.txt
 python3 -m pytest -q -p no:cacheprovider tests/python
+
+# Coverage-guided fuzzing of the parsers, 20 s per target (docs/fuzzing.md).
+scripts/fuzz.sh
