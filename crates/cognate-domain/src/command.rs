@@ -109,6 +109,14 @@ pub enum Command {
         password_hash: String,
         srp: Option<SrpVerifier>,
     },
+    /// Counts a wrong answer to the user's pending code of `purpose` (a caller that
+    /// checked the code against a snapshot, before any expensive work); nothing when no
+    /// such code is pending any more.
+    RecordCodeFailure {
+        pool_id: String,
+        username_key: String,
+        purpose: CodePurpose,
+    },
     ChangeAttributes {
         pool_id: String,
         username_key: String,
@@ -121,6 +129,9 @@ pub enum Command {
         username_key: String,
         attribute: String,
         code_hash: String,
+        /// Keyed hash of the value being verified, as the caller read it: it must be the
+        /// one the code was sent to.
+        destination_hash: String,
     },
     SetMfa {
         pool_id: String,
@@ -459,7 +470,7 @@ pub fn decide<V: View>(
             if code.purpose == CodePurpose::SignUp && user.status != UserStatus::Unconfirmed {
                 return Err(DomainError::invalid("User is already confirmed.").into());
             }
-            check_send_limit(&user, now)?;
+            check_send_limit(&user, code.purpose, now)?;
             Ok(ok(
                 pool_id,
                 &user.sub,
@@ -647,6 +658,23 @@ pub fn decide<V: View>(
                 },
             ))
         }
+        Command::RecordCodeFailure {
+            pool_id,
+            username_key,
+            purpose,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if user.code.as_ref().is_none_or(|c| c.purpose != *purpose) {
+                return Ok(Outcome::default());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserCodeFailed {
+                    username_key: username_key.clone(),
+                },
+            ))
+        }
         Command::ChangeAttributes {
             pool_id,
             username_key,
@@ -680,13 +708,18 @@ pub fn decide<V: View>(
             username_key,
             attribute,
             code_hash,
+            destination_hash,
         } => {
             let pool = pool_of(v, pool_id)?;
             let user = user_of(v, pool_id, username_key)?;
-            let code = user
-                .code
-                .as_ref()
-                .filter(|c| c.attribute.as_deref() == Some(attribute.as_str()));
+            // A code sent to another value (or, from data written before codes were
+            // bound to their destination, to an unknown one) is no code for this one.
+            let code = user.code.as_ref().filter(|c| {
+                c.attribute.as_deref() == Some(attribute.as_str())
+                    && c.destination
+                        .as_deref()
+                        .is_some_and(|d| ct_eq(d, destination_hash))
+            });
             if let Some(refusal) = check_code(code, CodePurpose::VerifyAttribute, code_hash, now)? {
                 return Ok(refusal_with_failure(pool_id, &user, username_key, refusal));
             }
@@ -750,7 +783,7 @@ pub fn decide<V: View>(
             code,
         } => {
             let user = user_of(v, pool_id, username_key)?;
-            check_send_limit(&user, now)?;
+            check_send_limit(&user, CodePurpose::Mfa, now)?;
             Ok(ok(
                 pool_id,
                 &user.sub,
@@ -959,6 +992,26 @@ pub fn decide<V: View>(
                 )
                 .into());
             }
+            // A locked-out user answers no challenge, through whichever session.
+            if user.locked_until > now {
+                return Err(DomainError::not_authorized("Password attempts exceeded").into());
+            }
+            // Every unexpired session keeps its record (evicting one would give it a fresh
+            // allowance of answers): past the cap, new sessions are refused instead.
+            let open = user
+                .answered_challenges
+                .iter()
+                .filter(|(id, c)| c.expires_at > now && *id != session_id)
+                .count();
+            if !user.answered_challenges.contains_key(session_id)
+                && open >= crate::event::MAX_ANSWERED_CHALLENGES
+            {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    "Too many sign-in attempts are in progress for this user; try again in a few minutes.",
+                )
+                .into());
+            }
             let failures = before.failures + u32::from(!*correct);
             Ok(ok(
                 pool_id,
@@ -1139,13 +1192,17 @@ fn group_of<V: View>(v: &V, pool: &str, name: &str) -> Result<Group, DecideError
     st!(v.group(pool, name)).ok_or_else(|| DomainError::not_found("Group not found.").into())
 }
 
-/// Refuses a code request past the per-user limit.
-fn check_send_limit(user: &User, now: Millis) -> Result<(), DomainError> {
+/// Refuses a code request past the per-user limit of its purpose.
+fn check_send_limit(user: &User, purpose: CodePurpose, now: Millis) -> Result<(), DomainError> {
     let recent = user
-        .code_sends
-        .iter()
-        .filter(|t| **t > now - CODE_SEND_WINDOW_MS)
-        .count();
+        .code_sends_by_purpose
+        .get(crate::state::code_purpose_key(purpose))
+        .map_or(0, |sends| {
+            sends
+                .iter()
+                .filter(|t| **t > now - CODE_SEND_WINDOW_MS)
+                .count()
+        });
     if recent >= MAX_CODE_SENDS {
         return Err(DomainError::new(
             ErrorKind::LimitExceeded,
@@ -1157,7 +1214,7 @@ fn check_send_limit(user: &User, now: Millis) -> Result<(), DomainError> {
 
 /// Checks a presented code against the pending one: `Ok(Some(refusal))` for a wrong code
 /// (to be recorded), `Err` for refusals that record nothing.
-fn check_code(
+pub fn check_code(
     code: Option<&PendingCode>,
     purpose: CodePurpose,
     presented: &str,

@@ -438,8 +438,8 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             failures,
             spent,
         } => update_user(p, pool_id, username_key, at, |u| {
-            // Expired entries go first; past the cap the soonest-expiring go too (a fresh
-            // session of the same user then gets its own full allowance anyway).
+            // Expired entries go. `decide` refuses a new session past the cap, so the loop
+            // below only trims logs written before it did.
             u.answered_challenges.retain(|_, c| c.expires_at > at);
             u.answered_challenges.remove(session_id);
             while u.answered_challenges.len() >= MAX_ANSWERED_CHALLENGES {
@@ -470,7 +470,7 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserChallengeCodeSent { username_key, code } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.challenge_code = Some(code.clone());
-                note_send(u, at);
+                note_send(u, crate::state::CodePurpose::Mfa, at);
             })?
         }
         Event::UserChallengeCodeFailed { username_key } => {
@@ -565,7 +565,7 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserCodeSent { username_key, code } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.code = Some(code.clone());
-                note_send(u, at);
+                note_send(u, code.purpose, at);
             })?
         }
         Event::UserCodeFailed { username_key } => update_user(p, pool_id, username_key, at, |u| {
@@ -590,6 +590,18 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             removed,
             pending,
         } => update_user(p, pool_id, username_key, at, |u| {
+            // A verification code is good only for the value it was sent to: a new
+            // value of that attribute (or its removal) cancels it.
+            let target = |u: &crate::state::User, a: &str| {
+                u.pending_attributes
+                    .get(a)
+                    .or_else(|| u.attributes.get(a))
+                    .cloned()
+            };
+            let before: Vec<Option<String>> = ["email", "phone_number"]
+                .iter()
+                .map(|a| target(u, a))
+                .collect();
             for (k, v) in set {
                 u.attributes.insert(k.clone(), v.clone());
                 u.pending_attributes.remove(k);
@@ -600,6 +612,15 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             }
             for (k, v) in pending {
                 u.pending_attributes.insert(k.clone(), v.clone());
+            }
+            for (a, was) in ["email", "phone_number"].iter().zip(before) {
+                let attribute_code = u.code.as_ref().is_some_and(|c| {
+                    c.purpose == crate::state::CodePurpose::VerifyAttribute
+                        && c.attribute.as_deref() == Some(*a)
+                });
+                if attribute_code && target(u, a) != was {
+                    u.code = None;
+                }
             }
         })?,
         Event::UserPasswordSet {
@@ -673,10 +694,13 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
 }
 
 /// Remembers a code send for the per-user limit, keeping the last hour only.
-fn note_send(u: &mut User, at: Millis) {
-    u.code_sends
-        .retain(|t| *t > at - crate::command::CODE_SEND_WINDOW_MS);
-    u.code_sends.push(at);
+fn note_send(u: &mut User, purpose: crate::state::CodePurpose, at: Millis) {
+    let sends = u
+        .code_sends_by_purpose
+        .entry(crate::state::code_purpose_key(purpose).to_owned())
+        .or_default();
+    sends.retain(|t| *t > at - crate::command::CODE_SEND_WINDOW_MS);
+    sends.push(at);
 }
 
 fn update_user<P: Projections>(

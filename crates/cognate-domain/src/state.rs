@@ -187,6 +187,10 @@ pub struct PendingCode {
     /// The attribute a verification code is for (`email`, `phone_number`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute: Option<String>,
+    /// Keyed hash of the address or number a verification code was sent to: the code
+    /// verifies that value only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// A user's MFA factors and preference.
@@ -282,9 +286,15 @@ pub struct User {
     pub failed_sign_ins: u32,
     #[serde(default)]
     pub locked_until: Millis,
-    /// When codes were last sent, for the per-user limit.
+    /// When codes were last sent, for the per-user limit. Written before limits were
+    /// kept per purpose; no longer counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub code_sends: Vec<Millis>,
+    /// When codes were last sent, by purpose (`CodePurpose` as in `code_purpose_key`): a
+    /// limit per purpose, so that a flood of ForgotPassword calls cannot block the user's
+    /// sign-up, verification or sign-in codes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code_sends_by_purpose: BTreeMap<String, Vec<Millis>>,
     /// A temporary password stops working at this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary_password_expires_at: Option<Millis>,
@@ -318,6 +328,16 @@ pub struct AnsweredChallenge {
     pub failures: u32,
     /// No further answer is accepted.
     pub spent: bool,
+}
+
+/// The key of a purpose in `User::code_sends_by_purpose`.
+pub fn code_purpose_key(p: CodePurpose) -> &'static str {
+    match p {
+        CodePurpose::SignUp => "sign_up",
+        CodePurpose::ForgotPassword => "forgot_password",
+        CodePurpose::VerifyAttribute => "verify_attribute",
+        CodePurpose::Mfa => "mfa",
+    }
 }
 
 impl User {

@@ -82,6 +82,7 @@ fn user(name: &str, email: &str) -> User {
             expires_at: 1_000_000,
             failed_attempts: 0,
             attribute: None,
+            destination: None,
         }),
         generation: 0,
         ..Default::default()
@@ -220,6 +221,7 @@ async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
         expires_at: 100,
         failed_attempts: 0,
         attribute: None,
+        destination: None,
     };
     s.run(
         Command::SendCode {
@@ -398,20 +400,35 @@ async fn challenge_sessions_take_one_answer_or_three_wrong_codes() {
     refused_as_spent(s.run(answer("m", 1_000, true, false), 23).await);
     // An expired session takes no answer at all.
     refused_as_spent(s.run(answer("old", 30, true, true), 30).await);
-    // Records go when their sessions expire, and at most 32 are kept.
+    // Records go when their sessions expire. At most 32 unexpired ones are kept, and
+    // none is evicted to make room (that would give its session fresh answers): past the
+    // cap, new sessions are refused until older ones expire.
     for i in 0..40 {
-        s.run(answer(&format!("x{i}"), 2_000 + i, true, true), 1_500)
-            .await
-            .unwrap();
+        let r = s
+            .run(answer(&format!("x{i}"), 2_000 + i, false, false), 1_500)
+            .await;
+        if i < 32 {
+            r.unwrap();
+        } else {
+            match r {
+                Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::LimitExceeded, "x{i}"),
+                other => panic!("x{i}: {other:?}"),
+            }
+        }
     }
     let u = s.read_now().unwrap().user("p_1", "bob").unwrap().unwrap();
     assert!(!u.answered_challenges.contains_key("a"), "expired at 1000");
     assert_eq!(u.answered_challenges.len(), 32);
-    assert!(u.answered_challenges.contains_key("x39"));
-    assert!(
-        !u.answered_challenges.contains_key("x7"),
-        "soonest to expire goes first"
-    );
+    assert!(u.answered_challenges.contains_key("x7"));
+    assert!(!u.answered_challenges.contains_key("x39"));
+    // A session already on record still takes its remaining answers.
+    s.run(answer("x0", 2_000, false, false), 1_501)
+        .await
+        .unwrap();
+    // Once the oldest have expired, new sessions are taken again.
+    s.run(answer("late", 5_000, true, true), 2_010)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -603,6 +620,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                         expires_at: now + 50,
                         failed_attempts: 0,
                         attribute: None,
+                        destination: None,
                     },
                 },
             };
