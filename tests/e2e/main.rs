@@ -22,6 +22,7 @@ mod nats_failures;
 mod ops;
 mod pools;
 mod search;
+mod security;
 mod signup;
 mod sigv4;
 mod srp;
