@@ -19,6 +19,7 @@ mod mfa;
 mod nats;
 mod nats_examples;
 mod nats_failures;
+mod oauth;
 mod ops;
 mod pools;
 mod search;

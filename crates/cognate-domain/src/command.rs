@@ -9,8 +9,8 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::Event;
 use crate::schema::{self, AttributeDef};
 use crate::state::{
-    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, Session, SrpVerifier, User,
-    UserStatus, View,
+    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, ResourceServer,
+    Session, SrpVerifier, User, UserStatus, View,
 };
 use crate::{Millis, ct_eq};
 
@@ -108,6 +108,27 @@ pub enum Command {
         code_hash: String,
         password_hash: String,
         srp: Option<SrpVerifier>,
+    },
+    /// CreateUserPoolDomain (`create`) or UpdateUserPoolDomain. A domain name belongs to
+    /// one pool; a pool has at most one prefix and one custom domain.
+    SetDomain {
+        pool_id: String,
+        domain: PoolDomain,
+        create: bool,
+    },
+    DeleteDomain {
+        pool_id: String,
+        domain: String,
+    },
+    /// CreateResourceServer (`create`) or UpdateResourceServer.
+    PutResourceServer {
+        pool_id: String,
+        server: ResourceServer,
+        create: bool,
+    },
+    DeleteResourceServer {
+        pool_id: String,
+        identifier: String,
     },
     /// Counts a wrong answer to the user's pending code of `purpose` (a caller that
     /// checked the code against a snapshot, before any expensive work); nothing when no
@@ -365,11 +386,13 @@ pub fn decide<V: View>(
                 .into());
             }
             pool.password_policy.validate_settings()?;
-            Ok(ok(
-                &pool.id,
-                &pool.id,
-                Event::PoolUpdated { pool: pool.clone() },
-            ))
+            // Domains and resource servers have their own commands; an update of the
+            // other settings never changes them, however old the caller's copy.
+            let mut pool = pool.clone();
+            pool.domains = old.domains;
+            pool.resource_servers = old.resource_servers;
+            let id = pool.id.clone();
+            Ok(ok(&id, &id, Event::PoolUpdated { pool }))
         }
         Command::AddCustomAttributes {
             pool_id,
@@ -655,6 +678,142 @@ pub fn decide<V: View>(
                     expires_at: None,
                     via: Some("forgot_password".into()),
                     srp: srp.clone(),
+                },
+            ))
+        }
+        Command::SetDomain {
+            pool_id,
+            domain,
+            create,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            let owner = st!(v.pool_by_domain(&domain.domain));
+            let mine = pool.domains.iter().find(|d| d.domain == domain.domain);
+            if *create {
+                if owner.is_some() {
+                    return Err(DomainError::invalid("Domain already exists.").into());
+                }
+                if pool
+                    .domains
+                    .iter()
+                    .any(|d| d.is_custom() == domain.is_custom())
+                {
+                    return Err(DomainError::invalid(format!(
+                        "User pool {pool_id} already has a {} domain configured.",
+                        if domain.is_custom() {
+                            "custom"
+                        } else {
+                            "prefix"
+                        }
+                    ))
+                    .into());
+                }
+            } else {
+                let Some(existing) = mine else {
+                    return Err(DomainError::invalid(format!(
+                        "The domain {} does not exist for user pool {pool_id}.",
+                        domain.domain
+                    ))
+                    .into());
+                };
+                if existing.is_custom() != domain.is_custom() {
+                    return Err(DomainError::invalid(
+                        "A prefix domain cannot become a custom domain or the other way round.",
+                    )
+                    .into());
+                }
+            }
+            let mut domain = domain.clone();
+            if let Some(existing) = mine {
+                domain.created_at = existing.created_at;
+            }
+            Ok(ok(pool_id, pool_id, Event::PoolDomainSet { domain }))
+        }
+        Command::DeleteDomain { pool_id, domain } => {
+            let pool = pool_of(v, pool_id)?;
+            if !pool.domains.iter().any(|d| &d.domain == domain) {
+                return Err(DomainError::invalid("No such domain or user pool exists.").into());
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolDomainDeleted {
+                    domain: domain.clone(),
+                },
+            ))
+        }
+        Command::PutResourceServer {
+            pool_id,
+            server,
+            create,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            let exists = pool.resource_servers.contains_key(&server.identifier);
+            if *create && exists {
+                return Err(DomainError::invalid(format!(
+                    "{} already exists in user pool {pool_id}.",
+                    server.identifier
+                ))
+                .into());
+            }
+            if !*create && !exists {
+                return Err(DomainError::not_found(format!(
+                    "Resource server {} does not exist in user pool {pool_id}.",
+                    server.identifier
+                ))
+                .into());
+            }
+            if *create && pool.resource_servers.len() >= crate::state::MAX_RESOURCE_SERVERS {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "A user pool can have at most {} resource servers.",
+                        crate::state::MAX_RESOURCE_SERVERS
+                    ),
+                )
+                .into());
+            }
+            if server.scopes.len() > crate::state::MAX_RESOURCE_SERVER_SCOPES {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "A resource server can have at most {} scopes.",
+                        crate::state::MAX_RESOURCE_SERVER_SCOPES
+                    ),
+                )
+                .into());
+            }
+            let mut names = std::collections::BTreeSet::new();
+            if let Some((dup, _)) = server.scopes.iter().find(|(n, _)| !names.insert(n)) {
+                return Err(DomainError::invalid(format!(
+                    "The scope {dup} appears more than once."
+                ))
+                .into());
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolResourceServerSet {
+                    server: server.clone(),
+                },
+            ))
+        }
+        Command::DeleteResourceServer {
+            pool_id,
+            identifier,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            if !pool.resource_servers.contains_key(identifier) {
+                return Err(DomainError::not_found(format!(
+                    "Resource server {identifier} does not exist in user pool {pool_id}."
+                ))
+                .into());
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolResourceServerDeleted {
+                    identifier: identifier.clone(),
                 },
             ))
         }

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use crate::Millis;
 use crate::schema::AttributeDef;
 use crate::state::{
-    Client, Device, Group, MfaSettings, PendingCode, Pool, Projections, Session, SrpVerifier, User,
-    UserStatus,
+    Client, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, Projections, ResourceServer,
+    Session, SrpVerifier, User, UserStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,16 @@ pub enum Event {
     PoolCustomAttributesAdded { attributes: Vec<AttributeDef> },
     #[serde(rename = "pool.deleted")]
     PoolDeleted {},
+    /// CreateUserPoolDomain / UpdateUserPoolDomain.
+    #[serde(rename = "pool.domain_set")]
+    PoolDomainSet { domain: PoolDomain },
+    #[serde(rename = "pool.domain_deleted")]
+    PoolDomainDeleted { domain: String },
+    /// CreateResourceServer / UpdateResourceServer.
+    #[serde(rename = "pool.resource_server_set")]
+    PoolResourceServerSet { server: ResourceServer },
+    #[serde(rename = "pool.resource_server_deleted")]
+    PoolResourceServerDeleted { identifier: String },
     #[serde(rename = "client.created")]
     ClientCreated { client: Client },
     #[serde(rename = "client.updated")]
@@ -197,6 +207,10 @@ impl Event {
             Event::PoolUpdated { .. } => "pool.updated",
             Event::PoolCustomAttributesAdded { .. } => "pool.custom_attributes_added",
             Event::PoolDeleted {} => "pool.deleted",
+            Event::PoolDomainSet { .. } => "pool.domain_set",
+            Event::PoolDomainDeleted { .. } => "pool.domain_deleted",
+            Event::PoolResourceServerSet { .. } => "pool.resource_server_set",
+            Event::PoolResourceServerDeleted { .. } => "pool.resource_server_deleted",
             Event::ClientCreated { .. } => "client.created",
             Event::ClientUpdated { .. } => "client.updated",
             Event::ClientDeleted { .. } => "client.deleted",
@@ -390,6 +404,34 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             }
         }
         Event::PoolDeleted {} => p.delete_pool(pool_id)?,
+        Event::PoolDomainSet { domain } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.domains.retain(|d| d.domain != domain.domain);
+                pool.domains.push(domain.clone());
+                pool.updated_at = at;
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolDomainDeleted { domain } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.domains.retain(|d| &d.domain != domain);
+                pool.updated_at = at;
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolResourceServerSet { server } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.resource_servers
+                    .insert(server.identifier.clone(), server.clone());
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolResourceServerDeleted { identifier } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.resource_servers.remove(identifier);
+                p.put_pool(&pool)?;
+            }
+        }
         Event::ClientCreated { client } | Event::ClientUpdated { client } => {
             p.put_client(client)?
         }

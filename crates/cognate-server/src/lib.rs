@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 mod custom_auth;
 mod devices;
+mod domains;
 mod error;
 mod groups;
 mod lifecycle;
@@ -17,6 +18,7 @@ pub mod listener;
 mod messages;
 mod metrics;
 mod mfa;
+mod oauth;
 mod oidc;
 pub mod outbox;
 mod pools;
@@ -59,7 +61,8 @@ pub fn api_router(state: AppState) -> Router {
             get(oidc::discovery),
         )
         .layer(cors)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(oauth::router(state))
 }
 
 /// CORS for browser SDKs (amazon-cognito-identity-js, Amplify call the API from pages).

@@ -33,6 +33,8 @@ fn pool(id: &str, aliases: &[&str]) -> Pool {
             kid: "k".into(),
             sealed_pkcs8: "x".into(),
         }],
+        domains: Vec::new(),
+        resource_servers: BTreeMap::new(),
     }
 }
 
@@ -521,7 +523,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
             let name = format!("user{}", rng.below(60));
             let ci = pools.iter().position(|x| *x == p).unwrap();
             let now = 10 + step;
-            let cmd = match rng.below(12) {
+            let cmd = match rng.below(14) {
                 0 | 1 => Command::SignUp {
                     pool_id: p.into(),
                     client_id: Some(format!("c{ci}")),
@@ -602,6 +604,21 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                 9 => Command::GlobalSignOut {
                     pool_id: p.into(),
                     username_key: name.clone(),
+                },
+                // Domains move between pools: the domain index must rebuild too.
+                12 => Command::SetDomain {
+                    pool_id: p.into(),
+                    domain: cognate_domain::PoolDomain {
+                        domain: format!("d{}", rng.below(4)),
+                        certificate_arn: None,
+                        managed_login_version: 1 + rng.below(2) as i64,
+                        created_at: now,
+                    },
+                    create: rng.below(2) == 0,
+                },
+                13 => Command::DeleteDomain {
+                    pool_id: p.into(),
+                    domain: format!("d{}", rng.below(4)),
                 },
                 10 => Command::AnswerChallenge {
                     pool_id: p.into(),

@@ -156,6 +156,10 @@ struct Serve {
     /// Seconds a client has to send a request's body.
     #[arg(long, env = "COGNATE_HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
     http_body_timeout_secs: u64,
+    /// Prefix domains of user pools are served as <prefix>.<this suffix> (by Host), and
+    /// under <public url>/domains/<prefix>/ everywhere.
+    #[arg(long, env = "COGNATE_DOMAIN_SUFFIX", default_value = "auth.localhost")]
+    domain_suffix: String,
     /// HTTP connections open at once (per listener).
     #[arg(long, env = "COGNATE_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
@@ -485,6 +489,7 @@ async fn serve(args: Serve) -> Result<()> {
     let mut config = Config::new(&args.region, &public_url);
     config.admin_credentials = creds;
     config.cors_origins = args.cors_origins.clone();
+    config.domain_suffix = args.domain_suffix.trim_matches('.').to_ascii_lowercase();
     config.hash_policy = HashPolicy {
         m_kib: args.argon2_m_kib,
         t: args.argon2_t,
