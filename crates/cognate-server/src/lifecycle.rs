@@ -103,6 +103,7 @@ async fn forgot_password_in(
                 now + FORGOT_CODE_TTL_MS,
                 now,
             );
+            durable_round_trip(&s, &pool, &r.username).await;
             return Ok(p::ForgotPasswordResponse {
                 code_delivery_details: Some(crate::users::decoy_delivery(&s, &pool, &r.username)),
             });
@@ -152,6 +153,18 @@ async fn forgot_password_in(
     })
 }
 
+/// For an unknown user, the durable write a real user's request makes (the code sent, the
+/// wrong answer counted): a refused command still waits for its batch's commit, fsync
+/// included, so the answer takes as long and nothing is recorded.
+async fn durable_round_trip(s: &AppState, pool: &Pool, username: &str) {
+    let cmd = Command::RecordCodeFailure {
+        pool_id: pool.id.clone(),
+        username_key: pool.fold(username),
+        purpose: CodePurpose::ForgotPassword,
+    };
+    let _ = s.execute(cmd, now_ms()).await;
+}
+
 /// Key of an unknown user's decoy forgot-password code.
 fn phantom_id(s: &AppState, pool: &Pool, username: &str) -> String {
     s.keyring()
@@ -178,6 +191,7 @@ pub async fn confirm_forgot_password(
                 &r.username,
                 r.confirmation_code.as_str(),
             );
+            durable_round_trip(&s, &pool, &r.username).await;
             return Err(
                 match s.phantom_code_failed(&phantom_id(&s, &pool, &r.username), now) {
                     None => ApiError::new(
