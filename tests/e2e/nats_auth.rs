@@ -133,14 +133,44 @@ impl Users {
 }
 
 /// The permissions of a pool's trigger worker, as in docs/nats-security.md.
+/// Its PostConfirmation consumer is created beforehand (see [`post_confirmation_consumer`]).
 fn worker_permissions(pool: &str) -> String {
+    let durable = format!("cognate-worker-{pool}-PostConfirmation");
     format!(
         r#"permissions: {{
         subscribe: {{ allow: ["cognate.triggers.{pool}.>", "_INBOX_{pool}.>"] }}
-        publish: {{ allow: ["_INBOX_{pool}.>"] }}
+        publish: {{ allow: [
+          "_INBOX_{pool}.>",
+          "$JS.API.STREAM.INFO.COGNATE_TRIGGERS",
+          "$JS.API.CONSUMER.INFO.COGNATE_TRIGGERS.{durable}",
+          "$JS.API.CONSUMER.MSG.NEXT.COGNATE_TRIGGERS.{durable}",
+          "$JS.ACK.COGNATE_TRIGGERS.{durable}.>"
+        ] }}
         allow_responses: true
       }}"#
     )
+}
+
+/// The durable consumer an administrator creates for a pool's PostConfirmation
+/// workers (named as the SDK names it, filtered to the pool), since workers may not
+/// create consumers.
+async fn post_confirmation_consumer(js: &jetstream::Context, pool: &str) {
+    use jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    let durable = format!("cognate-worker-{pool}-PostConfirmation");
+    js.get_stream("COGNATE_TRIGGERS")
+        .await
+        .unwrap()
+        .create_consumer(pull::Config {
+            durable_name: Some(durable),
+            filter_subject: format!("cognate.triggers.{pool}.PostConfirmation"),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            max_deliver: 5,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 }
 
 /// The JetStream API subjects the daemon needs: its three streams' info, create and
@@ -299,7 +329,7 @@ async fn nats_auth_only_the_pools_worker_receives_and_answers_triggers() {
     let js = jetstream::new(admin.clone());
 
     // The daemon, over TLS with its password, creates the streams and publishes.
-    let pool = trigger_pool(&c, &["PreSignUp"], &[]).await;
+    let pool = trigger_pool(&c, &["PreSignUp", "PostConfirmation"], &[]).await;
     Tail::events(&js, &pool)
         .await
         .take("pool.created", |g| g.json["type"] == "pool.created")
@@ -308,19 +338,26 @@ async fn nats_auth_only_the_pools_worker_receives_and_answers_triggers() {
     // The operator adds the pool's worker user.
     nats.reload_config(&server_config(&pki, &users, Some(&pool)))
         .await;
+    post_confirmation_consumer(&js, &pool).await;
 
     // (a) The pool's worker, with its NKey over TLS, answers; its answer takes effect.
+    // It also consumes the pool's PostConfirmation events.
     let handled = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&handled);
+    let (confirmed_tx, mut confirmed) = mpsc::unbounded_channel();
     let worker = Worker::builder(nats.url())
         .pool(&pool)
         .nats_settings(users.worker(&pki, &pool))
         .pre_sign_up(move |mut ev| {
             count.fetch_add(1, Ordering::SeqCst);
             async move {
-                ev.response.auto_confirm_user = true;
+                ev.response.auto_confirm_user = ev.user_name.starts_with("ann");
                 Ok(ev)
             }
+        })
+        .post_confirmation(move |ev| {
+            let _ = confirmed_tx.send(ev.user_name);
+            async { Ok(()) }
         })
         .build()
         .start()
@@ -350,6 +387,28 @@ async fn nats_auth_only_the_pools_worker_receives_and_answers_triggers() {
         assert!(out.user_confirmed(), "the worker's autoConfirmUser applies");
     }
     assert_eq!(handled.load(Ordering::SeqCst), 4);
+    let out = sign_up(&c, &client, "bob", &[("email", "bob@example.com")], &[])
+        .await
+        .unwrap();
+    assert!(!out.user_confirmed());
+    c.admin_confirm_sign_up()
+        .user_pool_id(&pool)
+        .username("bob")
+        .send()
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(WAIT, confirmed.recv()).await;
+    assert_eq!(
+        got,
+        Ok(Some("bob".to_owned())),
+        "PostConfirmation reaches the worker"
+    );
+    // Nor may the intruder read a stream (the codes in COGNATE_MESSAGES).
+    let intruder_js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(intruder.clone());
+    assert!(intruder_js.get_stream("COGNATE_MESSAGES").await.is_err());
+    violations(&mut errors, 1, "$JS.API.STREAM.INFO.COGNATE_MESSAGES").await;
     // Anything the server had queued for the intruder arrives before this echo.
     round_trip(&intruder).await;
     assert_nothing_received(&mut all, "cognate.triggers.>");

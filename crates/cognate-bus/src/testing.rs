@@ -51,10 +51,25 @@ impl NatsServer {
     pub async fn start_with_config(config: &str) -> NatsServer {
         let mut s = Self::new(0);
         let path = s.dir.path().join("nats.conf");
-        std::fs::write(&path, config).expect("write nats.conf");
         s.config = Some(path);
+        s.write_config(config);
         s.spawn().await;
         s
+    }
+
+    /// Writes the config file with a `jetstream` block: a reload treats JetStream
+    /// missing from the file as turned off, whatever the command line said.
+    fn write_config(&self, config: &str) {
+        let path = self.config.as_ref().expect("started with a config file");
+        let store = self.dir.path().join("store");
+        std::fs::write(
+            path,
+            format!(
+                "{config}\njetstream {{ store_dir: \"{}\" }}\n",
+                store.display()
+            ),
+        )
+        .expect("write nats.conf");
     }
 
     /// The server's log so far (its stderr), e.g. to find permission violations.
@@ -68,9 +83,8 @@ impl NatsServer {
     /// the reload.
     pub async fn reload_config(&self, config: &str) {
         const RELOADED: &str = "Reloaded server configuration";
-        let path = self.config.as_ref().expect("started with a config file");
         let before = self.log().matches(RELOADED).count();
-        std::fs::write(path, config).expect("write nats.conf");
+        self.write_config(config);
         let pid = self
             .child
             .as_ref()
@@ -163,12 +177,15 @@ impl NatsServer {
         let mut command = Command::new(
             std::env::var_os("NATS_SERVER_BIN").unwrap_or_else(|| "nats-server".into()),
         );
-        if let Some(config) = &self.config {
-            command.arg("-c").arg(config);
-        }
+        match &self.config {
+            // JetStream and its store are in the file (see `write_config`).
+            Some(config) => command.arg("-c").arg(config),
+            None => command
+                .args(["-js", "-sd"])
+                .arg(self.dir.path().join("store")),
+        };
         let mut child = command
-            .args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd"])
-            .arg(self.dir.path().join("store"))
+            .args(["-a", "127.0.0.1", "-p", &port])
             .arg("--ports_file_dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())
