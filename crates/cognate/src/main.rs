@@ -437,7 +437,7 @@ async fn serve(args: Serve) -> Result<()> {
         Some(url) => Some(
             cognate_bus::Bus::connect_with(url, &args.nats_prefix, &args.nats.settings())
                 .await
-                .with_context(|| format!("NATS address {url}"))?,
+                .context("NATS settings (--nats-url, credentials, TLS)")?,
         ),
         None => None,
     };
