@@ -17,6 +17,7 @@ mod lifecycle;
 mod lockout;
 mod mfa;
 mod nats;
+mod nats_auth;
 mod nats_examples;
 mod nats_failures;
 mod oauth;

@@ -12,6 +12,8 @@ use cognate_crypto::{HashPolicy, Keyring};
 use cognate_server::{AppState, Config, StdoutSink};
 use cognate_store::{Store, WriterConfig};
 
+mod nats_args;
+
 #[derive(Parser)]
 #[command(
     name = "cognate",
@@ -46,6 +48,8 @@ struct SendEmail {
     nats_url: String,
     #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
     nats_prefix: String,
+    #[command(flatten)]
+    nats: nats_args::NatsArgs,
     #[arg(long, env = "COGNATE_SMTP_HOST")]
     smtp_host: String,
     #[arg(long, env = "COGNATE_SMTP_PORT", default_value_t = 25)]
@@ -109,6 +113,8 @@ struct Serve {
     /// Subject prefix on NATS.
     #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
     nats_prefix: String,
+    #[command(flatten)]
+    nats: nats_args::NatsArgs,
     /// Region in pool ids and the SigV4 scope accepted.
     #[arg(long, env = "COGNATE_REGION", default_value = "us-east-1")]
     region: String,
@@ -197,7 +203,9 @@ async fn send_email(args: SendEmail) -> Result<()> {
         "tls" => SmtpTls::Tls,
         other => bail!("--smtp-tls must be none, starttls or tls, not {other:?}"),
     };
-    let bus = cognate_bus::Bus::connect(&args.nats_url, &args.nats_prefix).await?;
+    let bus =
+        cognate_bus::Bus::connect_with(&args.nats_url, &args.nats_prefix, &args.nats.settings())
+            .await?;
     let smtp = SmtpConfig {
         host: args.smtp_host,
         port: args.smtp_port,
@@ -506,9 +514,9 @@ async fn serve(args: Serve) -> Result<()> {
     config.hash_policy.queue_wait = std::time::Duration::from_millis(args.hash_wait_ms);
     let bus = match &args.nats_url {
         Some(url) => Some(
-            cognate_bus::Bus::connect(url, &args.nats_prefix)
+            cognate_bus::Bus::connect_with(url, &args.nats_prefix, &args.nats.settings())
                 .await
-                .with_context(|| format!("NATS address {url}"))?,
+                .context("NATS settings (--nats-url, credentials, TLS)")?,
         ),
         None => None,
     };
