@@ -32,7 +32,7 @@ fn email_config() -> EmailMfaConfigType {
 }
 
 /// A pool (email auto-verified) with the given MFA mode and factors, and a client.
-async fn mfa_pool(
+pub(crate) async fn mfa_pool(
     c: &Client,
     mode: UserPoolMfaType,
     totp: bool,
@@ -54,7 +54,7 @@ async fn mfa_pool(
 }
 
 /// A confirmed user with `<name>@example.com` and, optionally, a phone number.
-async fn mfa_user(
+pub(crate) async fn mfa_user(
     d: &Daemon,
     c: &Client,
     pool: &str,

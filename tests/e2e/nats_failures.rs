@@ -454,12 +454,21 @@ async fn nats_silent_or_slow_worker_fails_within_the_deadline_and_leaves_no_user
     let nc = env.nc.clone();
     let garbler = tokio::spawn(async move {
         let req = garbled.next().await.unwrap();
-        nc.publish(req.reply.unwrap(), "this is not JSON".into())
-            .await
-            .unwrap();
+        nc.publish(
+            req.reply.unwrap(),
+            "this is not JSON: worker-internal-secret".into(),
+        )
+        .await
+        .unwrap();
         nc.flush().await.unwrap();
     });
     let r = sign_up(&env.c, &client, "gus", &[("email", "gus@example.com")], &[]).await;
+    // What the worker sent is not echoed to the caller.
+    let err = r.as_ref().unwrap_err();
+    assert!(
+        !format!("{err:?}").contains("worker-internal-secret"),
+        "{err:?}"
+    );
     assert_code(r, "InvalidLambdaResponseException");
     garbler.await.unwrap();
     assert_no_user(&env.c, &pool, "gus").await;

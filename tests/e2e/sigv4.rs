@@ -196,3 +196,83 @@ async fn region_setting_scopes_pool_ids_and_signatures() {
         1
     );
 }
+
+/// The replay a review carried out against a release build: a captured AdminGetUser
+/// signature whose SignedHeaders leave out `x-amz-target` was accepted for
+/// AdminDisableUser. Now every `x-amz-*` header must be signed.
+#[tokio::test]
+async fn a_signature_cannot_be_replayed_as_another_operation() {
+    let d = Daemon::start().await;
+    let c = sdk(&d);
+    let pool = create_pool(&c, "replay").await;
+    c.admin_create_user()
+        .user_pool_id(&pool)
+        .username("victim")
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let body = json!({"UserPoolId": pool, "Username": "victim"}).to_string();
+    let host = d.endpoint().trim_start_matches("http://").to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // What an attacker holds: a signature over host, content-type and x-amz-date only.
+    let signed = cognate_crypto::sigv4::sign(
+        "POST",
+        &host,
+        "/",
+        "",
+        &[("content-type".to_owned(), AMZ_JSON.to_owned())],
+        body.as_bytes(),
+        now,
+        "us-east-1",
+        "cognito-idp",
+        d.admin_access_key(),
+        d.admin_secret(),
+    );
+    for op in ["AdminGetUser", "AdminDisableUser"] {
+        let mut req = http()
+            .post(d.url("/"))
+            .header("content-type", AMZ_JSON)
+            .header(
+                "x-amz-target",
+                format!("AWSCognitoIdentityProviderService.{op}"),
+            )
+            .body(body.clone());
+        for (n, v) in &signed {
+            req = req.header(n, v);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{op}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(
+            type_name(&err),
+            "IncompleteSignatureException",
+            "{op}: {err}"
+        );
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("X-Amz-Target")
+                || err["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("x-amz-target"),
+            "{err}"
+        );
+    }
+    let user = c
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("victim")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        user.enabled(),
+        "the replayed AdminDisableUser must not take effect"
+    );
+}

@@ -9,6 +9,7 @@
 mod listusers;
 mod load;
 mod nats;
+mod oracle;
 mod procs;
 mod store;
 
@@ -77,6 +78,9 @@ enum Phase {
     /// GetUser against the trivial handler.
     #[value(name = "getuser")]
     GetUser,
+    /// Known against unknown users under PreventUserExistenceErrors: median latencies.
+    #[value(name = "oracle")]
+    Oracle,
     /// Group commit against one fsync per write, in process.
     #[value(name = "store")]
     Store,
@@ -89,11 +93,12 @@ enum Phase {
 }
 
 impl Phase {
-    const ALL: [Phase; 7] = [
+    const ALL: [Phase; 8] = [
         Phase::Argon2,
         Phase::SignUp,
         Phase::SignIn,
         Phase::GetUser,
+        Phase::Oracle,
         Phase::Store,
         Phase::ListUsers,
         Phase::Nats,
@@ -362,6 +367,30 @@ impl Row {
         }
     }
 
+    /// Sequential requests: their count, and the median and p99 of their latencies.
+    fn latencies(name: &str, xs: &[Duration]) -> Self {
+        let mut v = xs.to_vec();
+        v.sort_unstable();
+        let at = |q: f64| {
+            v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+        };
+        let total: f64 = v.iter().map(Duration::as_secs_f64).sum();
+        Row {
+            name: name.into(),
+            ok: v.len() as u64,
+            failed: 0,
+            rate: if total > 0.0 {
+                v.len() as f64 / total
+            } else {
+                0.0
+            },
+            p50: at(0.5),
+            p99: at(0.99),
+            first_error: None,
+        }
+    }
+
     fn store(name: &str, o: &store::StoreOutcome) -> Self {
         Row {
             name: name.into(),
@@ -386,6 +415,8 @@ enum Target {
     BelowMs(f64),
     /// A share of a baseline with no target: reported only.
     Share,
+    /// A ratio that should lie within these bounds.
+    Within(f64, f64),
 }
 
 /// One line of the comparisons table.
@@ -437,6 +468,15 @@ fn print_check(c: &Check) {
             },
         ),
         Target::Share => (pct(c.value), "-".to_owned(), "no target (reported)"),
+        Target::Within(lo, hi) => (
+            format!("{:.3}", c.value),
+            format!("{lo}-{hi}"),
+            if (lo..=hi).contains(&c.value) {
+                "meets target"
+            } else {
+                "OUTSIDE target"
+            },
+        ),
     };
     println!("{:<34} {:>9} {:>9}  {status}", c.name, value, target);
 }
@@ -582,6 +622,27 @@ async fn bench(cli: Cli) -> Result<()> {
         rows.extend(daemon_rows);
         checks.extend(daemon_checks);
         peak_rss = rss;
+    }
+
+    // Existence oracle: known and unknown users, one request at a time.
+    if runs(Phase::Oracle) {
+        steps.next("known vs unknown users (PreventUserExistenceErrors)");
+        let pairs = oracle::run(oracle::Setup {
+            daemon_bin: &daemon_bin,
+            dir: run_dir.path(),
+            creds: &creds,
+            samples: if cli.quick { 20 } else { 100 },
+        })
+        .await?;
+        for p in &pairs {
+            rows.push(Row::latencies(&format!("{}: known", p.op), &p.known));
+            rows.push(Row::latencies(&format!("{}: unknown", p.op), &p.unknown));
+            checks.push(Check::new(
+                &format!("{} known/unknown p50", p.op),
+                p.ratio(),
+                Target::Within(0.9, 1.1),
+            ));
+        }
     }
 
     // 5. Durable writes in process: group commit against one fsync per write.

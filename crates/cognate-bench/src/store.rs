@@ -61,6 +61,8 @@ fn pool(now: i64) -> Pool {
         settings: BTreeMap::new(),
         // Never unsealed here: no tokens are issued in this phase.
         keys: vec![],
+        domains: Vec::new(),
+        resource_servers: BTreeMap::new(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use cognate_proto::nats::{DAEMON_INBOX_PREFIX, NatsSettings, NatsSettingsError};
 pub use mailer::{SmtpConfig, SmtpTls, run_mailer};
 pub use outbox::{Outbox, OutboxConfig, OutboxEntry, OutboxSource, OutboxStats, Publication};
 
@@ -25,6 +26,8 @@ pub use outbox::{Outbox, OutboxConfig, OutboxEntry, OutboxSource, OutboxStats, P
 pub enum Error {
     #[error("cannot connect to NATS")]
     Connect(#[source] async_nats::ConnectError),
+    #[error(transparent)]
+    Settings(#[from] NatsSettingsError),
     #[error("cannot create or update stream {stream}")]
     Stream {
         stream: &'static str,
@@ -123,8 +126,25 @@ impl std::fmt::Debug for Bus {
 impl Bus {
     /// Connects in the background: returns at once, also when NATS is down, and
     /// keeps (re)connecting with backoff forever. Fails only on an invalid address.
+    /// No credentials, no TLS, default inbox prefix: see [`Bus::connect_with`].
     pub async fn connect(url: &str, prefix: &str) -> Result<Bus> {
-        let client = ConnectOptions::new()
+        Self::connect_with(url, prefix, &NatsSettings::default()).await
+    }
+
+    /// [`Bus::connect`] with credentials, TLS and inbox prefix. Fails at once on
+    /// settings that cannot work (a missing file, half a pair); a server that refuses
+    /// the credentials is logged and retried like an unreachable one, so the API keeps
+    /// serving (triggers fail) until NATS lets the daemon in.
+    pub async fn connect_with(url: &str, prefix: &str, settings: &NatsSettings) -> Result<Bus> {
+        // Not the URL: it may carry `user:password@`.
+        tracing::info!(
+            auth = settings.auth_kind(),
+            tls = settings.uses_tls() || url.starts_with("tls://"),
+            inbox_prefix = settings.inbox_prefix.as_deref().unwrap_or("_INBOX"),
+            "NATS settings"
+        );
+        let options = settings.apply(ConnectOptions::new()).await?;
+        let client = options
             .name("cognate")
             .retry_on_initial_connect()
             .max_reconnects(None)
@@ -134,6 +154,13 @@ impl Bus {
                 match event {
                     async_nats::Event::Connected => tracing::info!("NATS connected"),
                     async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                    // Authorization and permission violations: the server's answer.
+                    async_nats::Event::ServerError(e) => {
+                        tracing::error!(error = %e, "NATS server error")
+                    }
+                    async_nats::Event::ClientError(e) => {
+                        tracing::error!(error = %e, "NATS client error")
+                    }
                     other => tracing::info!(event = %other, "NATS event"),
                 }
             })
@@ -294,10 +321,8 @@ impl Bus {
 /// Interprets a worker's reply: an event object, or `{"error": msg}`.
 pub fn parse_trigger_reply(payload: &[u8]) -> Result<serde_json::Value, TriggerError> {
     let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| {
-        TriggerError::BadReply(format!(
-            "not JSON ({e}): {}",
-            String::from_utf8_lossy(&payload[..payload.len().min(200)])
-        ))
+        // What the worker sent is not repeated: it may hold anything.
+        TriggerError::BadReply(format!("not JSON ({} bytes): {e}", payload.len()))
     })?;
     let Some(object) = value.as_object() else {
         return Err(TriggerError::BadReply("not a JSON object".to_owned()));

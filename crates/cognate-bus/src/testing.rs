@@ -34,6 +34,8 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    /// `-c FILE`: a configuration (TLS, authorization); flags still set the port.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
@@ -42,6 +44,62 @@ impl NatsServer {
         let mut s = Self::new(0);
         s.spawn().await;
         s
+    }
+
+    /// Starts with `config` (nats-server configuration syntax) as its config file, on a
+    /// free port, with JetStream storing under [`NatsServer::dir`].
+    pub async fn start_with_config(config: &str) -> NatsServer {
+        let mut s = Self::new(0);
+        let path = s.dir.path().join("nats.conf");
+        s.config = Some(path);
+        s.write_config(config);
+        s.spawn().await;
+        s
+    }
+
+    /// Writes the config file with a `jetstream` block: a reload treats JetStream
+    /// missing from the file as turned off, whatever the command line said.
+    fn write_config(&self, config: &str) {
+        let path = self.config.as_ref().expect("started with a config file");
+        let store = self.dir.path().join("store");
+        std::fs::write(
+            path,
+            format!(
+                "{config}\njetstream {{ store_dir: \"{}\" }}\n",
+                store.display()
+            ),
+        )
+        .expect("write nats.conf");
+    }
+
+    /// The server's log so far (its stderr), e.g. to find permission violations.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// Replaces the config file of a server started with
+    /// [`NatsServer::start_with_config`] and makes the running server reload it
+    /// (SIGHUP, as an operator adding a user would); returns once the server logged
+    /// the reload.
+    pub async fn reload_config(&self, config: &str) {
+        const RELOADED: &str = "Reloaded server configuration";
+        let before = self.log().matches(RELOADED).count();
+        self.write_config(config);
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("nats-server is running");
+        send_signal(pid, "HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches(RELOADED).count() == before {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not reload its configuration:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A server that will use `port` but is not running yet: its URL can be handed
@@ -60,6 +118,7 @@ impl NatsServer {
             dir,
             child: None,
             port,
+            config: None,
         }
     }
 
@@ -115,19 +174,26 @@ impl NatsServer {
         } else {
             self.port.to_string()
         };
-        let mut child = Command::new(
+        let mut command = Command::new(
             std::env::var_os("NATS_SERVER_BIN").unwrap_or_else(|| "nats-server".into()),
-        )
-        .args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd"])
-        .arg(self.dir.path().join("store"))
-        .arg("--ports_file_dir")
-        .arg(self.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn nats-server (apt-get install nats-server)");
+        );
+        match &self.config {
+            // JetStream and its store are in the file (see `write_config`).
+            Some(config) => command.arg("-c").arg(config),
+            None => command
+                .args(["-js", "-sd"])
+                .arg(self.dir.path().join("store")),
+        };
+        let mut child = command
+            .args(["-a", "127.0.0.1", "-p", &port])
+            .arg("--ports_file_dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn nats-server (apt-get install nats-server)");
         let pid = child.id().expect("nats-server pid");
         let ports_file: PathBuf = self.dir.path().join(format!("nats-server_{pid}.ports"));
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -291,6 +291,23 @@ impl PasswordHasher {
             .await?
     }
 
+    /// Runs other expensive CPU work (SRP's 3072-bit modular arithmetic) on the same
+    /// bounded threads and queue as password hashing, so that a flood of such requests
+    /// waits its turn or is refused with `Busy` instead of taking every blocking thread.
+    pub async fn run_bounded<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let permit = self.permit().await?;
+        self.inner
+            .workers
+            .run(move || {
+                let _permit = permit;
+                job()
+            })
+            .await
+    }
+
     /// Callers waiting for a turn right now.
     pub fn queue_depth(&self) -> usize {
         self.inner.waiting.load(Ordering::SeqCst)

@@ -414,7 +414,11 @@ pub fn verify(
             "X-Amz-Date must be in the ISO8601 basic format 'yyyyMMdd'T'HHmmss'Z'; found '{amz_date}'."
         ))
     })?;
-    if !auth.signed_headers.split(';').any(|h| h == "host") {
+    // As AWS enforces it: `host`, `x-amz-date` and every `x-amz-*` header the request
+    // carries must be covered by the signature. Otherwise a captured signature could be
+    // replayed with another `X-Amz-Target`, i.e. as another operation.
+    let signed = |name: &str| auth.signed_headers.split(';').any(|h| h == name);
+    if !signed("host") {
         return Err(malformed("'Host' must be a signed header."));
     }
     // Each mention of a header copies its values into the canonical request, so a name
@@ -427,6 +431,14 @@ pub fn verify(
     names.sort_unstable();
     if names.windows(2).any(|w| w[0] == w[1]) {
         return Err(malformed("SignedHeaders names a header more than once."));
+    }
+    for (name, _) in req.headers {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("x-amz-") && !signed(&lower) {
+            return Err(malformed(format!(
+                "'{name}' must be a signed header: every X-Amz-* header of the request must be listed in SignedHeaders."
+            )));
+        }
     }
 
     if auth.date != &amz_date[..8] {
@@ -825,6 +837,77 @@ mod tests {
             verify(&r, T, "us-east-1", "cognito-idp", wrong_secret),
             Err(SigV4Error::Mismatch)
         );
+    }
+
+    /// The replay a review carried out: a signature that leaves `X-Amz-Target` out of
+    /// SignedHeaders verified for any operation. Every `x-amz-*` header present, and
+    /// `x-amz-date` itself, must be signed.
+    #[test]
+    fn every_x_amz_header_must_be_signed() {
+        let body = br#"{"UserPoolId":"us-east-1_abc","Username":"alice"}"#;
+        let base = h(&[
+            ("Host", "localhost:9229"),
+            ("Content-Type", "application/x-amz-json-1.1"),
+        ]);
+        let signed_without = |extra: &[(&str, &str)]| {
+            let mut headers = base.clone();
+            headers.extend(sign(
+                "POST",
+                "localhost:9229",
+                "/",
+                "",
+                &headers,
+                body,
+                T,
+                "us-east-1",
+                "cognito-idp",
+                AKID,
+                SECRET,
+            ));
+            headers.extend(h(extra));
+            headers
+        };
+        for extra in [
+            (
+                "X-Amz-Target",
+                "AWSCognitoIdentityProviderService.AdminDisableUser",
+            ),
+            ("x-amz-security-token", "token"),
+            ("X-Amz-User-Agent", "aws-sdk-js/3"),
+        ] {
+            let headers = signed_without(&[extra]);
+            let err = check(&headers, body, T).unwrap_err();
+            assert!(
+                matches!(&err, SigV4Error::Malformed(m) if m.contains(extra.0)),
+                "{extra:?}: {err:?}"
+            );
+            assert_eq!(err.error_type(), "IncompleteSignatureException");
+        }
+        // Headers outside x-amz-* may stay unsigned, as the SDKs leave User-Agent out.
+        let headers = signed_without(&[("User-Agent", "curl/8"), ("X-Amzn-Trace-Id", "t")]);
+        assert_eq!(check(&headers, body, T).as_deref(), Ok(AKID));
+        // x-amz-date left out of SignedHeaders: refused too.
+        let headers = signed_without(&[]);
+        let unsigned_date: Vec<(String, String)> = headers
+            .into_iter()
+            .map(|(n, v)| {
+                if n == "authorization" {
+                    (
+                        n,
+                        v.replace(
+                            "SignedHeaders=content-type;host;x-amz-date",
+                            "SignedHeaders=content-type;host",
+                        ),
+                    )
+                } else {
+                    (n, v)
+                }
+            })
+            .collect();
+        assert!(matches!(
+            check(&unsigned_date, body, T),
+            Err(SigV4Error::Malformed(_))
+        ));
     }
 
     #[test]

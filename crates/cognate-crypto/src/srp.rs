@@ -415,7 +415,10 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let [h, mi, se] = hms.as_slice() else {
         return None;
     };
+    // A four-digit year keeps the arithmetic below far from overflow whatever a client
+    // sends (the timestamp must be within minutes of now anyway).
     if !(1..=31).contains(&d)
+        || !(1970..=9999).contains(&y)
         || !(0..24).contains(h)
         || !(0..60).contains(mi)
         || !(0..61).contains(se)
@@ -428,6 +431,22 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 mod tests {
+    #[test]
+    fn timestamps_with_absurd_years_are_refused_without_overflow() {
+        use super::parse_timestamp;
+        assert!(parse_timestamp("Tue Sep 3 08:05:01 UTC 2024").is_some());
+        for year in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999",
+            "10000",
+            "1969",
+        ] {
+            let t = format!("Tue Sep 3 08:05:01 UTC {year}");
+            assert_eq!(parse_timestamp(&t), None, "{t}");
+        }
+    }
+
     use super::*;
     use serde_json::Value;
 

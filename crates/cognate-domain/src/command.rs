@@ -9,8 +9,8 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::Event;
 use crate::schema::{self, AttributeDef};
 use crate::state::{
-    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, Session, SrpVerifier, User,
-    UserStatus, View,
+    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, ResourceServer,
+    Session, SrpVerifier, User, UserStatus, View,
 };
 use crate::{Millis, ct_eq};
 
@@ -109,6 +109,35 @@ pub enum Command {
         password_hash: String,
         srp: Option<SrpVerifier>,
     },
+    /// CreateUserPoolDomain (`create`) or UpdateUserPoolDomain. A domain name belongs to
+    /// one pool; a pool has at most one prefix and one custom domain.
+    SetDomain {
+        pool_id: String,
+        domain: PoolDomain,
+        create: bool,
+    },
+    DeleteDomain {
+        pool_id: String,
+        domain: String,
+    },
+    /// CreateResourceServer (`create`) or UpdateResourceServer.
+    PutResourceServer {
+        pool_id: String,
+        server: ResourceServer,
+        create: bool,
+    },
+    DeleteResourceServer {
+        pool_id: String,
+        identifier: String,
+    },
+    /// Counts a wrong answer to the user's pending code of `purpose` (a caller that
+    /// checked the code against a snapshot, before any expensive work); nothing when no
+    /// such code is pending any more.
+    RecordCodeFailure {
+        pool_id: String,
+        username_key: String,
+        purpose: CodePurpose,
+    },
     ChangeAttributes {
         pool_id: String,
         username_key: String,
@@ -121,6 +150,9 @@ pub enum Command {
         username_key: String,
         attribute: String,
         code_hash: String,
+        /// Keyed hash of the value being verified, as the caller read it: it must be the
+        /// one the code was sent to.
+        destination_hash: String,
     },
     SetMfa {
         pool_id: String,
@@ -354,11 +386,13 @@ pub fn decide<V: View>(
                 .into());
             }
             pool.password_policy.validate_settings()?;
-            Ok(ok(
-                &pool.id,
-                &pool.id,
-                Event::PoolUpdated { pool: pool.clone() },
-            ))
+            // Domains and resource servers have their own commands; an update of the
+            // other settings never changes them, however old the caller's copy.
+            let mut pool = pool.clone();
+            pool.domains = old.domains;
+            pool.resource_servers = old.resource_servers;
+            let id = pool.id.clone();
+            Ok(ok(&id, &id, Event::PoolUpdated { pool }))
         }
         Command::AddCustomAttributes {
             pool_id,
@@ -459,7 +493,7 @@ pub fn decide<V: View>(
             if code.purpose == CodePurpose::SignUp && user.status != UserStatus::Unconfirmed {
                 return Err(DomainError::invalid("User is already confirmed.").into());
             }
-            check_send_limit(&user, now)?;
+            check_send_limit(&user, code.purpose, now)?;
             Ok(ok(
                 pool_id,
                 &user.sub,
@@ -647,6 +681,159 @@ pub fn decide<V: View>(
                 },
             ))
         }
+        Command::SetDomain {
+            pool_id,
+            domain,
+            create,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            let owner = st!(v.pool_by_domain(&domain.domain));
+            let mine = pool.domains.iter().find(|d| d.domain == domain.domain);
+            if *create {
+                if owner.is_some() {
+                    return Err(DomainError::invalid("Domain already exists.").into());
+                }
+                if pool
+                    .domains
+                    .iter()
+                    .any(|d| d.is_custom() == domain.is_custom())
+                {
+                    return Err(DomainError::invalid(format!(
+                        "User pool {pool_id} already has a {} domain configured.",
+                        if domain.is_custom() {
+                            "custom"
+                        } else {
+                            "prefix"
+                        }
+                    ))
+                    .into());
+                }
+            } else {
+                let Some(existing) = mine else {
+                    return Err(DomainError::invalid(format!(
+                        "The domain {} does not exist for user pool {pool_id}.",
+                        domain.domain
+                    ))
+                    .into());
+                };
+                if existing.is_custom() != domain.is_custom() {
+                    return Err(DomainError::invalid(
+                        "A prefix domain cannot become a custom domain or the other way round.",
+                    )
+                    .into());
+                }
+            }
+            let mut domain = domain.clone();
+            if let Some(existing) = mine {
+                domain.created_at = existing.created_at;
+            }
+            Ok(ok(pool_id, pool_id, Event::PoolDomainSet { domain }))
+        }
+        Command::DeleteDomain { pool_id, domain } => {
+            let pool = pool_of(v, pool_id)?;
+            if !pool.domains.iter().any(|d| &d.domain == domain) {
+                return Err(DomainError::invalid("No such domain or user pool exists.").into());
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolDomainDeleted {
+                    domain: domain.clone(),
+                },
+            ))
+        }
+        Command::PutResourceServer {
+            pool_id,
+            server,
+            create,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            let exists = pool.resource_servers.contains_key(&server.identifier);
+            if *create && exists {
+                return Err(DomainError::invalid(format!(
+                    "{} already exists in user pool {pool_id}.",
+                    server.identifier
+                ))
+                .into());
+            }
+            if !*create && !exists {
+                return Err(DomainError::not_found(format!(
+                    "Resource server {} does not exist in user pool {pool_id}.",
+                    server.identifier
+                ))
+                .into());
+            }
+            if *create && pool.resource_servers.len() >= crate::state::MAX_RESOURCE_SERVERS {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "A user pool can have at most {} resource servers.",
+                        crate::state::MAX_RESOURCE_SERVERS
+                    ),
+                )
+                .into());
+            }
+            if server.scopes.len() > crate::state::MAX_RESOURCE_SERVER_SCOPES {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "A resource server can have at most {} scopes.",
+                        crate::state::MAX_RESOURCE_SERVER_SCOPES
+                    ),
+                )
+                .into());
+            }
+            let mut names = std::collections::BTreeSet::new();
+            if let Some((dup, _)) = server.scopes.iter().find(|(n, _)| !names.insert(n)) {
+                return Err(DomainError::invalid(format!(
+                    "The scope {dup} appears more than once."
+                ))
+                .into());
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolResourceServerSet {
+                    server: server.clone(),
+                },
+            ))
+        }
+        Command::DeleteResourceServer {
+            pool_id,
+            identifier,
+        } => {
+            let pool = pool_of(v, pool_id)?;
+            if !pool.resource_servers.contains_key(identifier) {
+                return Err(DomainError::not_found(format!(
+                    "Resource server {identifier} does not exist in user pool {pool_id}."
+                ))
+                .into());
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolResourceServerDeleted {
+                    identifier: identifier.clone(),
+                },
+            ))
+        }
+        Command::RecordCodeFailure {
+            pool_id,
+            username_key,
+            purpose,
+        } => {
+            let user = user_of(v, pool_id, username_key)?;
+            if user.code.as_ref().is_none_or(|c| c.purpose != *purpose) {
+                return Ok(Outcome::default());
+            }
+            Ok(ok(
+                pool_id,
+                &user.sub,
+                Event::UserCodeFailed {
+                    username_key: username_key.clone(),
+                },
+            ))
+        }
         Command::ChangeAttributes {
             pool_id,
             username_key,
@@ -680,13 +867,18 @@ pub fn decide<V: View>(
             username_key,
             attribute,
             code_hash,
+            destination_hash,
         } => {
             let pool = pool_of(v, pool_id)?;
             let user = user_of(v, pool_id, username_key)?;
-            let code = user
-                .code
-                .as_ref()
-                .filter(|c| c.attribute.as_deref() == Some(attribute.as_str()));
+            // A code sent to another value (or, from data written before codes were
+            // bound to their destination, to an unknown one) is no code for this one.
+            let code = user.code.as_ref().filter(|c| {
+                c.attribute.as_deref() == Some(attribute.as_str())
+                    && c.destination
+                        .as_deref()
+                        .is_some_and(|d| ct_eq(d, destination_hash))
+            });
             if let Some(refusal) = check_code(code, CodePurpose::VerifyAttribute, code_hash, now)? {
                 return Ok(refusal_with_failure(pool_id, &user, username_key, refusal));
             }
@@ -750,7 +942,7 @@ pub fn decide<V: View>(
             code,
         } => {
             let user = user_of(v, pool_id, username_key)?;
-            check_send_limit(&user, now)?;
+            check_send_limit(&user, CodePurpose::Mfa, now)?;
             Ok(ok(
                 pool_id,
                 &user.sub,
@@ -959,6 +1151,26 @@ pub fn decide<V: View>(
                 )
                 .into());
             }
+            // A locked-out user answers no challenge, through whichever session.
+            if user.locked_until > now {
+                return Err(DomainError::not_authorized("Password attempts exceeded").into());
+            }
+            // Every unexpired session keeps its record (evicting one would give it a fresh
+            // allowance of answers): past the cap, new sessions are refused instead.
+            let open = user
+                .answered_challenges
+                .iter()
+                .filter(|(id, c)| c.expires_at > now && *id != session_id)
+                .count();
+            if !user.answered_challenges.contains_key(session_id)
+                && open >= crate::event::MAX_ANSWERED_CHALLENGES
+            {
+                return Err(DomainError::new(
+                    ErrorKind::LimitExceeded,
+                    "Too many sign-in attempts are in progress for this user; try again in a few minutes.",
+                )
+                .into());
+            }
             let failures = before.failures + u32::from(!*correct);
             Ok(ok(
                 pool_id,
@@ -1139,13 +1351,17 @@ fn group_of<V: View>(v: &V, pool: &str, name: &str) -> Result<Group, DecideError
     st!(v.group(pool, name)).ok_or_else(|| DomainError::not_found("Group not found.").into())
 }
 
-/// Refuses a code request past the per-user limit.
-fn check_send_limit(user: &User, now: Millis) -> Result<(), DomainError> {
+/// Refuses a code request past the per-user limit of its purpose.
+fn check_send_limit(user: &User, purpose: CodePurpose, now: Millis) -> Result<(), DomainError> {
     let recent = user
-        .code_sends
-        .iter()
-        .filter(|t| **t > now - CODE_SEND_WINDOW_MS)
-        .count();
+        .code_sends_by_purpose
+        .get(crate::state::code_purpose_key(purpose))
+        .map_or(0, |sends| {
+            sends
+                .iter()
+                .filter(|t| **t > now - CODE_SEND_WINDOW_MS)
+                .count()
+        });
     if recent >= MAX_CODE_SENDS {
         return Err(DomainError::new(
             ErrorKind::LimitExceeded,
@@ -1157,7 +1373,7 @@ fn check_send_limit(user: &User, now: Millis) -> Result<(), DomainError> {
 
 /// Checks a presented code against the pending one: `Ok(Some(refusal))` for a wrong code
 /// (to be recorded), `Err` for refusals that record nothing.
-fn check_code(
+pub fn check_code(
     code: Option<&PendingCode>,
     purpose: CodePurpose,
     presented: &str,

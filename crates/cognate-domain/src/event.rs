@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use crate::Millis;
 use crate::schema::AttributeDef;
 use crate::state::{
-    Client, Device, Group, MfaSettings, PendingCode, Pool, Projections, Session, SrpVerifier, User,
-    UserStatus,
+    Client, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, Projections, ResourceServer,
+    Session, SrpVerifier, User, UserStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,16 @@ pub enum Event {
     PoolCustomAttributesAdded { attributes: Vec<AttributeDef> },
     #[serde(rename = "pool.deleted")]
     PoolDeleted {},
+    /// CreateUserPoolDomain / UpdateUserPoolDomain.
+    #[serde(rename = "pool.domain_set")]
+    PoolDomainSet { domain: PoolDomain },
+    #[serde(rename = "pool.domain_deleted")]
+    PoolDomainDeleted { domain: String },
+    /// CreateResourceServer / UpdateResourceServer.
+    #[serde(rename = "pool.resource_server_set")]
+    PoolResourceServerSet { server: ResourceServer },
+    #[serde(rename = "pool.resource_server_deleted")]
+    PoolResourceServerDeleted { identifier: String },
     #[serde(rename = "client.created")]
     ClientCreated { client: Client },
     #[serde(rename = "client.updated")]
@@ -197,6 +207,10 @@ impl Event {
             Event::PoolUpdated { .. } => "pool.updated",
             Event::PoolCustomAttributesAdded { .. } => "pool.custom_attributes_added",
             Event::PoolDeleted {} => "pool.deleted",
+            Event::PoolDomainSet { .. } => "pool.domain_set",
+            Event::PoolDomainDeleted { .. } => "pool.domain_deleted",
+            Event::PoolResourceServerSet { .. } => "pool.resource_server_set",
+            Event::PoolResourceServerDeleted { .. } => "pool.resource_server_deleted",
             Event::ClientCreated { .. } => "client.created",
             Event::ClientUpdated { .. } => "client.updated",
             Event::ClientDeleted { .. } => "client.deleted",
@@ -397,6 +411,34 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             }
         }
         Event::PoolDeleted {} => p.delete_pool(pool_id)?,
+        Event::PoolDomainSet { domain } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.domains.retain(|d| d.domain != domain.domain);
+                pool.domains.push(domain.clone());
+                pool.updated_at = at;
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolDomainDeleted { domain } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.domains.retain(|d| &d.domain != domain);
+                pool.updated_at = at;
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolResourceServerSet { server } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.resource_servers
+                    .insert(server.identifier.clone(), server.clone());
+                p.put_pool(&pool)?;
+            }
+        }
+        Event::PoolResourceServerDeleted { identifier } => {
+            if let Some(mut pool) = p.pool(pool_id)? {
+                pool.resource_servers.remove(identifier);
+                p.put_pool(&pool)?;
+            }
+        }
         Event::ClientCreated { client } | Event::ClientUpdated { client } => {
             p.put_client(client)?
         }
@@ -445,8 +487,8 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             failures,
             spent,
         } => update_user(p, pool_id, username_key, at, |u| {
-            // Expired entries go first; past the cap the soonest-expiring go too (a fresh
-            // session of the same user then gets its own full allowance anyway).
+            // Expired entries go. `decide` refuses a new session past the cap, so the loop
+            // below only trims logs written before it did.
             u.answered_challenges.retain(|_, c| c.expires_at > at);
             u.answered_challenges.remove(session_id);
             while u.answered_challenges.len() >= MAX_ANSWERED_CHALLENGES {
@@ -477,7 +519,7 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserChallengeCodeSent { username_key, code } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.challenge_code = Some(code.clone());
-                note_send(u, at);
+                note_send(u, crate::state::CodePurpose::Mfa, at);
             })?
         }
         Event::UserChallengeCodeFailed { username_key } => {
@@ -572,7 +614,7 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
         Event::UserCodeSent { username_key, code } => {
             update_user(p, pool_id, username_key, at, |u| {
                 u.code = Some(code.clone());
-                note_send(u, at);
+                note_send(u, code.purpose, at);
             })?
         }
         Event::UserCodeFailed { username_key } => update_user(p, pool_id, username_key, at, |u| {
@@ -597,6 +639,18 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             removed,
             pending,
         } => update_user(p, pool_id, username_key, at, |u| {
+            // A verification code is good only for the value it was sent to: a new
+            // value of that attribute (or its removal) cancels it.
+            let target = |u: &crate::state::User, a: &str| {
+                u.pending_attributes
+                    .get(a)
+                    .or_else(|| u.attributes.get(a))
+                    .cloned()
+            };
+            let before: Vec<Option<String>> = ["email", "phone_number"]
+                .iter()
+                .map(|a| target(u, a))
+                .collect();
             for (k, v) in set {
                 u.attributes.insert(k.clone(), v.clone());
                 u.pending_attributes.remove(k);
@@ -607,6 +661,15 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             }
             for (k, v) in pending {
                 u.pending_attributes.insert(k.clone(), v.clone());
+            }
+            for (a, was) in ["email", "phone_number"].iter().zip(before) {
+                let attribute_code = u.code.as_ref().is_some_and(|c| {
+                    c.purpose == crate::state::CodePurpose::VerifyAttribute
+                        && c.attribute.as_deref() == Some(*a)
+                });
+                if attribute_code && target(u, a) != was {
+                    u.code = None;
+                }
             }
         })?,
         Event::UserPasswordSet {
@@ -680,10 +743,13 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
 }
 
 /// Remembers a code send for the per-user limit, keeping the last hour only.
-fn note_send(u: &mut User, at: Millis) {
-    u.code_sends
-        .retain(|t| *t > at - crate::command::CODE_SEND_WINDOW_MS);
-    u.code_sends.push(at);
+fn note_send(u: &mut User, purpose: crate::state::CodePurpose, at: Millis) {
+    let sends = u
+        .code_sends_by_purpose
+        .entry(crate::state::code_purpose_key(purpose).to_owned())
+        .or_default();
+    sends.retain(|t| *t > at - crate::command::CODE_SEND_WINDOW_MS);
+    sends.push(at);
 }
 
 fn update_user<P: Projections>(

@@ -36,7 +36,44 @@ pub struct Pool {
     /// (message templates, admin-create-user config, recovery, tags, …), by wire name.
     pub settings: BTreeMap<String, serde_json::Value>,
     pub keys: Vec<SealedKey>,
+    /// Its domains (CreateUserPoolDomain): at most one prefix and one custom domain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<PoolDomain>,
+    /// Resource servers by identifier, with their custom scopes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_servers: BTreeMap<String, ResourceServer>,
 }
+
+/// A user pool domain: a prefix (served as `<prefix>.<domain suffix>`) or a custom
+/// domain name (with the certificate ARN Cognito requires for one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolDomain {
+    pub domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_arn: Option<String>,
+    pub managed_login_version: i64,
+    pub created_at: Millis,
+}
+
+impl PoolDomain {
+    pub fn is_custom(&self) -> bool {
+        self.certificate_arn.is_some()
+    }
+}
+
+/// An OAuth 2.0 resource server of a pool: its scopes are `<identifier>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceServer {
+    pub identifier: String,
+    pub name: String,
+    /// (scope name, description), in the order given.
+    pub scopes: Vec<(String, String)>,
+}
+
+/// Resource servers per pool, as Cognito's quota.
+pub const MAX_RESOURCE_SERVERS: usize = 25;
+/// Custom scopes per resource server, as Cognito's quota.
+pub const MAX_RESOURCE_SERVER_SCOPES: usize = 100;
 
 impl Pool {
     /// The key under which usernames and alias values are unique.
@@ -187,6 +224,10 @@ pub struct PendingCode {
     /// The attribute a verification code is for (`email`, `phone_number`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute: Option<String>,
+    /// Keyed hash of the address or number a verification code was sent to: the code
+    /// verifies that value only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// A user's MFA factors and preference.
@@ -282,9 +323,15 @@ pub struct User {
     pub failed_sign_ins: u32,
     #[serde(default)]
     pub locked_until: Millis,
-    /// When codes were last sent, for the per-user limit.
+    /// When codes were last sent, for the per-user limit. Written before limits were
+    /// kept per purpose; no longer counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub code_sends: Vec<Millis>,
+    /// When codes were last sent, by purpose (`CodePurpose` as in `code_purpose_key`): a
+    /// limit per purpose, so that a flood of ForgotPassword calls cannot block the user's
+    /// sign-up, verification or sign-in codes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code_sends_by_purpose: BTreeMap<String, Vec<Millis>>,
     /// A temporary password stops working at this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary_password_expires_at: Option<Millis>,
@@ -318,6 +365,16 @@ pub struct AnsweredChallenge {
     pub failures: u32,
     /// No further answer is accepted.
     pub spent: bool,
+}
+
+/// The key of a purpose in `User::code_sends_by_purpose`.
+pub fn code_purpose_key(p: CodePurpose) -> &'static str {
+    match p {
+        CodePurpose::SignUp => "sign_up",
+        CodePurpose::ForgotPassword => "forgot_password",
+        CodePurpose::VerifyAttribute => "verify_attribute",
+        CodePurpose::Mfa => "mfa",
+    }
 }
 
 impl User {
@@ -365,6 +422,8 @@ pub trait View {
     fn group(&self, pool: &str, name: &str) -> Result<Option<Group>, Self::Error>;
     /// Username keys of a group's members.
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>, Self::Error>;
+    /// The pool that owns a domain (prefix or custom name), if any.
+    fn pool_by_domain(&self, domain: &str) -> Result<Option<String>, Self::Error>;
 }
 
 /// Writes of projected state; `put_user` keeps the sign-in indexes in step.

@@ -4,6 +4,8 @@
 
 pub mod messages;
 mod model;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod sensitive;
 pub mod triggers;
 pub mod validate;

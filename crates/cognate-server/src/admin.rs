@@ -559,6 +559,8 @@ mod tests {
             lambda_config: Default::default(),
             settings: Default::default(),
             keys: vec![],
+            domains: Vec::new(),
+            resource_servers: Default::default(),
         };
         for _ in 0..50 {
             assert!(pool_policy.check(&generate_password(&pool)).is_ok());

@@ -532,8 +532,6 @@ async fn respond(
                     attrs.insert(a.to_owned(), v.clone());
                 }
             }
-            cognate_domain::schema::check_attributes(&pool.schema, &attrs, false, true)?;
-            crate::users::check_write_attributes(client, &attrs)?;
             for d in pool.schema.iter().filter(|d| d.required && d.name != "sub") {
                 if !user.attributes.contains_key(&d.name) && !attrs.contains_key(&d.name) {
                     return Err(ApiError::invalid(format!(
@@ -542,21 +540,17 @@ async fn respond(
                     )));
                 }
             }
+            // The very rules of UpdateUserAttributes: the client's write attributes, no
+            // `*_verified` flag, and a changed email or phone number is unverified until
+            // its code comes back.
+            crate::users::check_write_attributes(client, &attrs)?;
+            let plan = crate::lifecycle::plan_update(pool, &user, attrs, false)?;
             pool.password_policy.check(new_password)?;
             let hash = s.hasher().hash(new_password.to_owned()).await?;
             let srp = crate::srp::verifier_for(s, pool, &user.username, new_password).await?;
             cs.answer(s, true, true).await?;
             let now = now_ms();
-            if !attrs.is_empty() {
-                let cmd = Command::ChangeAttributes {
-                    pool_id: pool.id.clone(),
-                    username_key: key.clone(),
-                    set: attrs,
-                    removed: vec![],
-                    pending: BTreeMap::new(),
-                };
-                s.run(cmd, now).await?;
-            }
+            crate::lifecycle::apply_plan(s, pool, &key, &user, plan, None).await?;
             let cmd = Command::SetPassword {
                 pool_id: pool.id.clone(),
                 username_key: key.clone(),
@@ -572,6 +566,11 @@ async fn respond(
         p::ChallengeNameType::SoftwareTokenMfa
         | p::ChallengeNameType::SmsMfa
         | p::ChallengeNameType::EmailOtp => {
+            // Lockout holds on the second factor as on the password: wrong codes count per
+            // user, whichever session they came through (the writer refuses too).
+            if user.locked_until > now_ms() {
+                return Err(ApiError::not_authorized("Password attempts exceeded"));
+            }
             if let Err(e) = mfa::check_challenge(s, pool, &key, &user, name, responses).await {
                 if e.kind == ErrorKind::CodeMismatch {
                     cs.answer(s, false, false).await?;
@@ -586,7 +585,7 @@ async fn respond(
         }
         p::ChallengeNameType::SelectMfaType => {
             let answer = required(responses, "ANSWER")?;
-            if !matches!(answer, "SOFTWARE_TOKEN_MFA" | "SMS_MFA" | "EMAIL_OTP") {
+            if !mfa::user_factors(pool, &user).contains(&answer) {
                 return Err(ApiError::invalid(format!(
                     "{answer} is not an MFA type this user can choose."
                 )));

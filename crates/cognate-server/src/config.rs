@@ -18,6 +18,8 @@ pub struct Config {
     /// Largest request body accepted.
     pub max_body: usize,
     pub hash_policy: HashPolicy,
+    /// Prefix domains are served as `<prefix>.<domain_suffix>`.
+    pub domain_suffix: String,
 }
 
 impl fmt::Debug for Config {
@@ -32,6 +34,7 @@ impl fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("max_body", &self.max_body)
             .field("hash_policy", &self.hash_policy)
+            .field("domain_suffix", &self.domain_suffix)
             .finish()
     }
 }
@@ -45,6 +48,7 @@ impl Config {
             cors_origins: None,
             max_body: 1024 * 1024,
             hash_policy: HashPolicy::default(),
+            domain_suffix: "auth.localhost".to_owned(),
         }
     }
 

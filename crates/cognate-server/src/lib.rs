@@ -10,12 +10,15 @@ pub mod config;
 pub mod console;
 mod custom_auth;
 mod devices;
+mod domains;
 mod error;
 mod groups;
 mod lifecycle;
+pub mod listener;
 mod messages;
 mod metrics;
 mod mfa;
+mod oauth;
 mod oidc;
 pub mod outbox;
 mod pools;
@@ -35,11 +38,17 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::ApiError;
-pub use messages::{Message, MessageSink, StdoutSink};
+pub use messages::{DroppedSink, Message, MessageSink, StdoutSink};
 pub use state::AppState;
 
-/// The whole HTTP surface.
+/// The whole HTTP surface: the API and the admin console.
 pub fn router(state: AppState) -> Router {
+    api_router(state.clone()).merge(console::router(state))
+}
+
+/// The API, JWKS, discovery, health and metrics, without the console (which may be
+/// served on an address of its own, or not at all).
+pub fn api_router(state: AppState) -> Router {
     let cors = cors_layer(&state.config().cors_origins);
     Router::new()
         .route("/", post(wire::api))
@@ -52,8 +61,8 @@ pub fn router(state: AppState) -> Router {
             get(oidc::discovery),
         )
         .layer(cors)
-        .merge(console::router(state.clone()))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(oauth::router(state))
 }
 
 /// CORS for browser SDKs (amazon-cognito-identity-js, Amplify call the API from pages).

@@ -95,14 +95,17 @@ async fn forgot_password_in(
     }
     let Some((key, user)) = found else {
         if client.prevent_user_existence_errors {
-            // A plausible answer, so the call does not reveal that the user is unknown.
-            let fake = if schema::valid_phone(&r.username) {
-                ("phone_number", r.username.clone())
-            } else {
-                ("email", format!("{}@example.com", r.username))
-            };
+            // A plausible answer, so the call does not reveal that the user is unknown;
+            // ConfirmForgotPassword then answers its "code" as it would a real one.
+            let now = now_ms();
+            s.phantom_code_sent(
+                &phantom_id(&s, &pool, &r.username),
+                now + FORGOT_CODE_TTL_MS,
+                now,
+            );
+            durable_round_trip(&s, &pool, &r.username).await;
             return Ok(p::ForgotPasswordResponse {
-                code_delivery_details: Some(delivery_details(fake.0, &fake.1)),
+                code_delivery_details: Some(crate::users::decoy_delivery(&s, &pool, &r.username)),
             });
         }
         return Err(ApiError::new(
@@ -125,6 +128,7 @@ async fn forgot_password_in(
         FORGOT_CODE_TTL_MS,
     );
     pending.attribute = Some(attr.to_owned());
+    pending.destination = Some(crate::users::destination_hash(&s, &user.sub, attr, &dest));
     let message = verification_message(
         &s,
         &pool,
@@ -149,6 +153,24 @@ async fn forgot_password_in(
     })
 }
 
+/// For an unknown user, the durable write a real user's request makes (the code sent, the
+/// wrong answer counted): a refused command still waits for its batch's commit, fsync
+/// included, so the answer takes as long and nothing is recorded.
+async fn durable_round_trip(s: &AppState, pool: &Pool, username: &str) {
+    let cmd = Command::RecordCodeFailure {
+        pool_id: pool.id.clone(),
+        username_key: pool.fold(username),
+        purpose: CodePurpose::ForgotPassword,
+    };
+    let _ = s.execute(cmd, now_ms()).await;
+}
+
+/// Key of an unknown user's decoy forgot-password code.
+fn phantom_id(s: &AppState, pool: &Pool, username: &str) -> String {
+    s.keyring()
+        .code_hash("phantom-forgot", &pool.id, &username.to_lowercase())
+}
+
 pub async fn confirm_forgot_password(
     s: AppState,
     r: p::ConfirmForgotPasswordRequest,
@@ -160,26 +182,67 @@ pub async fn confirm_forgot_password(
         &[&r.username],
         r.secret_hash.as_ref().map(|x| x.as_str()),
     )?;
+    let now = now_ms();
     let Some((key, user)) = find_user(&s, &pool, &r.username).await? else {
         if client.prevent_user_existence_errors {
-            return Err(ApiError::new(
-                ErrorKind::CodeMismatch,
-                "Invalid verification code provided, please try again.",
-            ));
+            // The same answers, in the same order, as for a real user with a wrong code.
+            let _same_work = s.keyring().code_hash(
+                purpose_name(CodePurpose::ForgotPassword),
+                &r.username,
+                r.confirmation_code.as_str(),
+            );
+            durable_round_trip(&s, &pool, &r.username).await;
+            return Err(
+                match s.phantom_code_failed(&phantom_id(&s, &pool, &r.username), now) {
+                    None => ApiError::new(
+                        ErrorKind::ExpiredCode,
+                        "Invalid code provided, please request a code again.",
+                    ),
+                    Some(n) if n > cognate_domain::command::MAX_CODE_ATTEMPTS => ApiError::new(
+                        ErrorKind::TooManyFailedAttempts,
+                        "Attempt limit exceeded, please request a new code.",
+                    ),
+                    Some(_) => ApiError::new(
+                        ErrorKind::CodeMismatch,
+                        "Invalid verification code provided, please try again.",
+                    ),
+                },
+            );
         }
         return Err(ApiError::new(
             ErrorKind::UserNotFound,
             "Username/client id combination not found.",
         ));
     };
-    pool.password_policy.check(r.password.as_str())?;
-    let hash = s.hasher().hash(r.password.expose().clone()).await?;
-    let srp = crate::srp::verifier_for(&s, &pool, &user.username, r.password.as_str()).await?;
     let code_hash = s.keyring().code_hash(
         purpose_name(CodePurpose::ForgotPassword),
         &user.sub,
         r.confirmation_code.as_str(),
     );
+    // The code first, before any hashing: a wrong guess costs no argon2 work (which
+    // would both invite floods and tell a real user from an unknown one by time). The
+    // writer checks the code again when the password is set.
+    match cognate_domain::command::check_code(
+        user.code.as_ref(),
+        CodePurpose::ForgotPassword,
+        &code_hash,
+        now,
+    ) {
+        Err(refusal) => return Err(refusal.into()),
+        Ok(Some(refusal)) => {
+            let cmd = Command::RecordCodeFailure {
+                pool_id: pool.id.clone(),
+                username_key: key,
+                purpose: CodePurpose::ForgotPassword,
+            };
+            s.run(cmd, now).await?;
+            return Err(refusal.into());
+        }
+        Ok(None) => {}
+    }
+    pool.password_policy.check(r.password.as_str())?;
+    let hash = s.hasher().hash(r.password.expose().clone()).await?;
+    let srp = crate::srp::verifier_for(&s, &pool, &user.username, r.password.as_str()).await?;
     let cmd = Command::ConfirmForgotPassword {
         pool_id: pool.id.clone(),
         username_key: key,
@@ -355,6 +418,7 @@ async fn send_attribute_code(
         VERIFY_CODE_TTL_MS,
     );
     pending.attribute = Some(attr.to_owned());
+    pending.destination = Some(crate::users::destination_hash(s, &user.sub, attr, dest));
     let message = verification_message(s, pool, user, None, attr, dest, &plain, kind).await?;
     let cmd = Command::SendCode {
         pool_id: pool.id.clone(),
@@ -427,11 +491,21 @@ pub async fn verify_user_attribute(
         &a.user.sub,
         r.code.as_str(),
     );
+    let target = a
+        .user
+        .pending_attributes
+        .get(&r.attribute_name)
+        .or_else(|| a.user.attributes.get(&r.attribute_name))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let destination_hash =
+        crate::users::destination_hash(&s, &a.user.sub, &r.attribute_name, target);
     let cmd = Command::VerifyAttribute {
         pool_id: a.pool.id.clone(),
         username_key: a.username_key,
         attribute: r.attribute_name,
         code_hash,
+        destination_hash,
     };
     s.execute(cmd, now_ms()).await?.into_result()?;
     Ok(p::VerifyUserAttributeResponse {})

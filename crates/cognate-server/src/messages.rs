@@ -39,6 +39,22 @@ impl MessageSink for StdoutSink {
     }
 }
 
+/// Delivers nothing: for a daemon with neither NATS nor printing, so that codes never
+/// reach a log the operator did not ask for. Says once per message that it was dropped,
+/// without its body.
+pub struct DroppedSink;
+
+impl MessageSink for DroppedSink {
+    fn send(&self, message: &Message) {
+        tracing::warn!(
+            pool = %message.pool_id,
+            kind = %message.kind,
+            channel = %message.channel,
+            "message not delivered: no NATS server is configured and printing is off (--print-messages)"
+        );
+    }
+}
+
 /// Fills Cognito's `{####}` (code) and `{username}` placeholders.
 pub fn render(template: &str, code: &str, username: &str) -> String {
     template

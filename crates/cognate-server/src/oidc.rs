@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::state::AppState;
 
@@ -22,11 +22,12 @@ pub async fn jwks(State(s): State<AppState>, Path(pool): Path<String>) -> Respon
 }
 
 pub async fn discovery(State(s): State<AppState>, Path(pool): Path<String>) -> Response {
-    if let Err(e) = crate::pools::load_pool(&s, &pool).await {
-        return e.into_response();
-    }
+    let loaded = match crate::pools::load_pool(&s, &pool).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let issuer = s.config().issuer(&pool);
-    Json(json!({
+    let mut doc = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "response_types_supported": ["code", "token"],
@@ -35,8 +36,13 @@ pub async fn discovery(State(s): State<AppState>, Path(pool): Path<String>) -> R
         "scopes_supported": ["openid", "email", "phone", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "token_use", "cognito:username", "email", "email_verified", "phone_number", "phone_number_verified"],
-    }))
-    .into_response()
+    });
+    if let (Some(Value::Object(add)), Some(obj)) =
+        (crate::oauth::endpoints(&s, &loaded), doc.as_object_mut())
+    {
+        obj.extend(add);
+    }
+    Json(doc).into_response()
 }
 
 pub async fn ready(State(s): State<AppState>) -> Response {

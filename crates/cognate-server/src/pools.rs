@@ -253,7 +253,7 @@ pub fn describe_pool(pool: &Pool, estimated_users: u64, region: &str) -> p::User
         id: Some(pool.id.clone()),
         name: Some(pool.name.clone()),
         arn: Some(format!(
-            "arn:aws:cognito-idp:{region}:000000000000:userpool/{}",
+            "arn:aws:cognito-idp:{region}:{ACCOUNT_ID}:userpool/{}",
             pool.id
         )),
         policies: Some(p::UserPoolPolicyType {
@@ -311,6 +311,16 @@ pub fn describe_pool(pool: &Pool, estimated_users: u64, region: &str) -> p::User
     out.user_pool_add_ons = get_setting(s, "UserPoolAddOns");
     out.account_recovery_setting = get_setting(s, "AccountRecoverySetting");
     out.user_pool_tier = get_setting(s, "UserPoolTier");
+    out.domain = pool
+        .domains
+        .iter()
+        .find(|d| !d.is_custom())
+        .map(|d| d.domain.clone());
+    out.custom_domain = pool
+        .domains
+        .iter()
+        .find(|d| d.is_custom())
+        .map(|d| d.domain.clone());
     out
 }
 
@@ -326,6 +336,9 @@ fn wire_enums<T: serde::de::DeserializeOwned>(v: &[String]) -> Option<Vec<T>> {
 }
 
 /// A pool shared from the cache: cheap to pass around, clone it to change it.
+/// The account id in ARNs and domain descriptions.
+pub const ACCOUNT_ID: &str = "000000000000";
+
 pub async fn load_pool(s: &AppState, pool_id: &str) -> Result<std::sync::Arc<Pool>> {
     s.pool(pool_id).await?.ok_or_else(|| {
         ApiError::new(
@@ -390,6 +403,8 @@ pub async fn create(s: AppState, r: p::CreateUserPoolRequest) -> Result<p::Creat
         lambda_config: BTreeMap::new(),
         settings: BTreeMap::new(),
         keys: vec![sealed],
+        domains: Vec::new(),
+        resource_servers: BTreeMap::new(),
     };
     apply_mutable(
         &mut pool,

@@ -45,13 +45,15 @@ pub async fn verifier_for(
         username.to_owned(),
         password.to_owned(),
     );
-    let (salt, v) = tokio::task::spawn_blocking(move || {
-        let salt = srp::new_salt();
-        let v = srp::verifier(&name, &user, &pw, &salt);
-        (salt, v)
-    })
-    .await
-    .map_err(|e| ApiError::internal("derive SRP verifier", e))?;
+    let (salt, v) = s
+        .hasher()
+        .run_bounded(move || {
+            let salt = srp::new_salt();
+            let v = srp::verifier(&name, &user, &pw, &salt);
+            (salt, v)
+        })
+        .await
+        .map_err(ApiError::from)?;
     Ok(Some(SrpVerifier {
         salt: hex::encode(salt),
         verifier: s.keyring().seal(&v),
@@ -212,14 +214,16 @@ pub(crate) async fn start(
         None => decoy(s, pool, username),
     };
     let a_check = a.clone();
-    let server = tokio::task::spawn_blocking(move || {
-        // Refuse a degenerate A now rather than after the user has answered.
-        let probe = srp::ServerEphemeral::new(&verifier);
-        probe.session_key(&a_check, &verifier).map(|_| probe)
-    })
-    .await
-    .map_err(|e| ApiError::internal("SRP ephemeral", e))?
-    .map_err(|_| ApiError::invalid("SRP_A is not a valid public value."))?;
+    let server = s
+        .hasher()
+        .run_bounded(move || {
+            // Refuse a degenerate A now rather than after the user has answered.
+            let probe = srp::ServerEphemeral::new(&verifier);
+            probe.session_key(&a_check, &verifier).map(|_| probe)
+        })
+        .await
+        .map_err(ApiError::from)?
+        .map_err(|_| ApiError::invalid("SRP_A is not a valid public value."))?;
     let user_id = user
         .as_ref()
         .map_or_else(|| username.to_owned(), |u| u.username.clone());
@@ -251,6 +255,7 @@ pub(crate) async fn start(
 
 /// Checks PASSWORD_CLAIM_SIGNATURE for the sealed state against a verifier.
 async fn signature_ok(
+    s: &AppState,
     block: &Block,
     raw_block: Vec<u8>,
     verifier: Vec<u8>,
@@ -272,18 +277,19 @@ async fn signature_ok(
     }
     let b = hex::decode(&block.b).map_err(|e| ApiError::internal("SRP block", e))?;
     let a = block.a.clone();
-    tokio::task::spawn_blocking(move || {
-        let Some(server) = srp::ServerEphemeral::with_secret(&verifier, &b) else {
-            return false;
-        };
-        let Ok(key) = server.session_key(&a, &verifier) else {
-            return false;
-        };
-        let expected = srp::claim_signature(&key, &pool_name, &user_id, &raw_block, &timestamp);
-        srp::signature_matches(&expected, &given)
-    })
-    .await
-    .map_err(|e| ApiError::internal("SRP check", e))
+    s.hasher()
+        .run_bounded(move || {
+            let Some(server) = srp::ServerEphemeral::with_secret(&verifier, &b) else {
+                return false;
+            };
+            let Ok(key) = server.session_key(&a, &verifier) else {
+                return false;
+            };
+            let expected = srp::claim_signature(&key, &pool_name, &user_id, &raw_block, &timestamp);
+            srp::signature_matches(&expected, &given)
+        })
+        .await
+        .map_err(ApiError::from)
 }
 
 async fn load_user(s: &AppState, pool: &Pool, key: &str, sub: &str) -> Result<User> {
@@ -371,7 +377,7 @@ async fn password_verifier(
             return Err(crate::challenge::spent());
         }
         let (_, v) = decoy(s, pool, username);
-        let _ = signature_ok(&block, raw, v, String::new(), String::new(), responses).await?;
+        let _ = signature_ok(s, &block, raw, v, String::new(), String::new(), responses).await?;
         return Err(ApiError::not_authorized(INCORRECT));
     }
     let key = block.user.clone();
@@ -407,6 +413,7 @@ async fn password_verifier(
     )
     .await?;
     let ok = signature_ok(
+        s,
         &block,
         raw,
         verifier,
@@ -487,13 +494,15 @@ async fn device_srp_auth(
         .ok_or_else(|| ApiError::new(ErrorKind::ResourceNotFound, "Device does not exist."))?;
     let (salt, verifier) = open_verifier(s, &device.srp)?;
     let a_check = a.clone();
-    let server = tokio::task::spawn_blocking(move || {
-        let probe = srp::ServerEphemeral::new(&verifier);
-        probe.session_key(&a_check, &verifier).map(|_| probe)
-    })
-    .await
-    .map_err(|e| ApiError::internal("SRP ephemeral", e))?
-    .map_err(|_| ApiError::invalid("SRP_A is not a valid public value."))?;
+    let server = s
+        .hasher()
+        .run_bounded(move || {
+            let probe = srp::ServerEphemeral::new(&verifier);
+            probe.session_key(&a_check, &verifier).map(|_| probe)
+        })
+        .await
+        .map_err(ApiError::from)?
+        .map_err(|_| ApiError::invalid("SRP_A is not a valid public value."))?;
     cs.answer(s, true, true).await?;
     let block = Block {
         id: crate::challenge::new_id(),
@@ -570,6 +579,7 @@ async fn device_password_verifier(
         .ok_or_else(|| ApiError::new(ErrorKind::ResourceNotFound, "Device does not exist."))?;
     let (_, verifier) = open_verifier(s, &device.srp)?;
     let ok = signature_ok(
+        s,
         &block,
         raw,
         verifier,

@@ -41,6 +41,10 @@ struct Inner {
     /// by session id with expiry: they have no user record to be recorded on, and must
     /// refuse a replay just as a real user's would.
     phantom_spent: std::sync::Mutex<HashMap<String, Millis>>,
+    /// Forgot-password codes "sent" to unknown users (PreventUserExistenceErrors), by a
+    /// keyed hash of pool and username: expiry and wrong answers, so that
+    /// ConfirmForgotPassword answers them exactly as it answers a real user.
+    phantom_codes: std::sync::Mutex<HashMap<String, (Millis, u32)>>,
 }
 
 /// Bound on remembered tokens; the map is emptied when it is full.
@@ -83,6 +87,7 @@ impl AppState {
             outbox,
             verified: RwLock::new(HashMap::new()),
             phantom_spent: std::sync::Mutex::new(HashMap::new()),
+            phantom_codes: std::sync::Mutex::new(HashMap::new()),
         })))
     }
 
@@ -122,6 +127,33 @@ impl AppState {
             m.clear();
         }
         m.insert(id.to_owned(), expires_at).is_none()
+    }
+
+    /// Remembers that a decoy forgot-password code was "sent" to unknown user `id`.
+    pub fn phantom_code_sent(&self, id: &str, expires_at: Millis, now: Millis) {
+        let Ok(mut m) = self.0.phantom_codes.lock() else {
+            return;
+        };
+        if m.len() >= PHANTOM_SESSIONS {
+            m.retain(|_, (exp, _)| *exp > now);
+        }
+        if m.len() >= PHANTOM_SESSIONS {
+            m.clear();
+        }
+        m.insert(id.to_owned(), (expires_at, 0));
+    }
+
+    /// Counts a wrong answer to unknown user `id`'s decoy code: `None` when no decoy code
+    /// is pending (expired or never sent), else the wrong answers so far, this one included.
+    pub fn phantom_code_failed(&self, id: &str, now: Millis) -> Option<u32> {
+        let mut m = self.0.phantom_codes.lock().ok()?;
+        match m.get_mut(id) {
+            Some((exp, failures)) if *exp > now => {
+                *failures += 1;
+                Some(*failures)
+            }
+            _ => None,
+        }
     }
 
     pub fn bus(&self) -> Option<&Bus> {

@@ -85,10 +85,15 @@ pub async fn call(
             ErrorKind::UnexpectedLambda,
             format!("{name} has no worker listening on NATS."),
         )),
-        Err(TriggerError::BadReply(m)) => Err(ApiError::new(
-            ErrorKind::InvalidLambdaResponse,
-            format!("Unrecognizable lambda output from {name}: {m}"),
-        )),
+        Err(TriggerError::BadReply(m)) => {
+            // The details are for the operator; the caller learns only that the worker
+            // answered something unusable.
+            tracing::warn!(trigger = name, pool = %pool.id, problem = %m, "unusable trigger reply");
+            Err(ApiError::new(
+                ErrorKind::InvalidLambdaResponse,
+                format!("Unrecognizable lambda output from {name}."),
+            ))
+        }
         Err(TriggerError::Nats(m)) => {
             tracing::warn!(trigger = name, error = %m, "trigger call failed");
             Err(ApiError::new(

@@ -161,6 +161,42 @@ pub fn delivery_details(attr: &str, destination: &str) -> p::CodeDeliveryDetails
     }
 }
 
+/// Where a code would have gone for a user that does not exist (PreventUserExistenceErrors):
+/// as plausible as a real user's masked address and stable per pool and username, so that
+/// asking twice, or comparing with a real user, reveals nothing.
+pub fn decoy_delivery(s: &AppState, pool: &Pool, username: &str) -> p::CodeDeliveryDetailsType {
+    if schema::valid_phone(username) {
+        return delivery_details("phone_number", username);
+    }
+    if schema::valid_email(username) {
+        return delivery_details("email", username);
+    }
+    let seed = s
+        .keyring()
+        .code_hash("decoy-destination", &pool.id, &username.to_lowercase());
+    let bytes = seed.as_bytes();
+    let pick =
+        |i: usize, from: &[u8]| from[usize::from(bytes[i % bytes.len()]) % from.len()] as char;
+    let sms_only = pool
+        .auto_verified_attributes
+        .iter()
+        .all(|a| a == "phone_number")
+        && !pool.auto_verified_attributes.is_empty();
+    if sms_only {
+        let digits: String = (0..4).map(|i| pick(i, b"0123456789")).collect();
+        return delivery_details("phone_number", &format!("+1555555{digits}"));
+    }
+    let first = username
+        .chars()
+        .find(|c| c.is_ascii_alphanumeric())
+        .map_or_else(
+            || pick(0, b"abcdefghijklmnopqrstuvwxyz"),
+            |c| c.to_ascii_lowercase(),
+        );
+    let domain = pick(1, b"gghhooyyiimmeeppaaccsstt");
+    delivery_details("email", &format!("{first}x@{domain}x.com"))
+}
+
 /// A fresh 6-digit code and its stored form.
 pub fn new_code(
     s: &AppState,
@@ -179,8 +215,16 @@ pub fn new_code(
             expires_at: now + ttl,
             failed_attempts: 0,
             attribute: None,
+            destination: None,
         },
     )
+}
+
+/// Keyed hash of the value a verification code is sent to (`attribute` is `email` or
+/// `phone_number`): the code verifies that value only.
+pub fn destination_hash(s: &AppState, sub: &str, attribute: &str, value: &str) -> String {
+    s.keyring()
+        .code_hash("destination", sub, &format!("{attribute}\n{value}"))
 }
 
 pub fn purpose_name(p: CodePurpose) -> &'static str {
@@ -448,13 +492,8 @@ pub async fn resend_confirmation_code(
     let Some((key, user)) = find_user(&s, &pool, &r.username).await? else {
         if client.prevent_user_existence_errors {
             // A plausible answer, so the call does not reveal that the user is unknown.
-            let (attr, dest) = if schema::valid_phone(&r.username) {
-                ("phone_number", r.username.clone())
-            } else {
-                ("email", format!("{}@example.com", r.username))
-            };
             return Ok(p::ResendConfirmationCodeResponse {
-                code_delivery_details: Some(delivery_details(attr, &dest)),
+                code_delivery_details: Some(decoy_delivery(&s, &pool, &r.username)),
             });
         }
         return Err(ApiError::new(

@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-use crate::{admin, auth, clients, devices, groups, lifecycle, mfa, pools, users};
+use crate::{admin, auth, clients, devices, domains, groups, lifecycle, mfa, pools, users};
 
 tokio::task_local! {
     /// The admin access key that signed the current request, for event attribution.
@@ -215,6 +215,36 @@ where
     serde_json::to_vec(&resp).map_err(|e| ApiError::internal("encode response", e))
 }
 
+/// The domain operations: botocore's model gives `Domain` the pattern and length of a
+/// prefix, but Cognito takes a custom domain's full name (`auth.example.com`) there too.
+/// A name with a dot is checked by the handler (`domains::check_domain`) instead.
+async fn call_domain<Req, Resp, F, Fut>(s: AppState, value: Value, f: F) -> Result<Vec<u8>>
+where
+    Req: DeserializeOwned + Validate,
+    Resp: Serialize,
+    F: FnOnce(AppState, Req) -> Fut,
+    Fut: Future<Output = Result<Resp>>,
+{
+    let dotted = value
+        .get("Domain")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.contains('.') && d.len() <= 253);
+    if !dotted {
+        return call(s, value, f).await;
+    }
+    let mut probe = value.clone();
+    probe["Domain"] = Value::from("custom");
+    let probe: Req = serde_json::from_value(probe)
+        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))?;
+    if let Some(msg) = probe.validate() {
+        return Err(ApiError::invalid(msg));
+    }
+    let req: Req = serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))?;
+    let resp = f(s, req).await?;
+    serde_json::to_vec(&resp).map_err(|e| ApiError::internal("encode response", e))
+}
+
 /// amazon-cognito-identity-js sends `null` for absent entries of the string maps
 /// (`"DEVICE_KEY": null` when no device is remembered); Cognito ignores them, so do we.
 fn drop_null_entries(value: &mut Value) {
@@ -305,6 +335,18 @@ async fn dispatch(s: AppState, op: Operation, mut value: Value) -> Result<Vec<u8
         O::AdminListDevices => call(s, value, devices::admin_list_devices).await,
         O::AdminUpdateDeviceStatus => call(s, value, devices::admin_update_device_status).await,
         O::AdminForgetDevice => call(s, value, devices::admin_forget_device).await,
+        // Domains and resource servers (domains.rs).
+        O::CreateUserPoolDomain => call_domain(s, value, domains::create_user_pool_domain).await,
+        O::DescribeUserPoolDomain => {
+            call_domain(s, value, domains::describe_user_pool_domain).await
+        }
+        O::UpdateUserPoolDomain => call_domain(s, value, domains::update_user_pool_domain).await,
+        O::DeleteUserPoolDomain => call_domain(s, value, domains::delete_user_pool_domain).await,
+        O::CreateResourceServer => call(s, value, domains::create_resource_server).await,
+        O::DescribeResourceServer => call(s, value, domains::describe_resource_server).await,
+        O::UpdateResourceServer => call(s, value, domains::update_resource_server).await,
+        O::DeleteResourceServer => call(s, value, domains::delete_resource_server).await,
+        O::ListResourceServers => call(s, value, domains::list_resource_servers).await,
         other => Err(ApiError::new(
             ErrorKind::UnsupportedOperation,
             format!(

@@ -41,6 +41,8 @@ pub const HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history_v1"
 /// `expires_at (20 digits) \0 origin_jti` → empty: sessions in the order they expire, so
 /// that expired ones can be dropped a few at a time.
 pub const SESSION_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("session_expiry_v1");
+/// Domain name (prefix or custom) -> the pool that owns it.
+pub const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains_v1");
 
 /// Attributes ListUsers can filter on (besides `username`, `status`, `cognito:user_status`).
 pub const SEARCHABLE: &[&str] = &[
@@ -56,7 +58,7 @@ pub const SEARCHABLE: &[&str] = &[
 const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 5] = [POOLS, CLIENTS, USERS, SESSIONS, GROUPS];
 const UNIT_TABLES: [TableDefinition<&str, ()>; 5] =
     [POOL_CLIENTS, GROUP_MEMBERS, SEARCH, HISTORY, SESSION_EXPIRY];
-const STR_TABLES: [TableDefinition<&str, &str>; 3] = [SIGN_IN, SUBS, REFRESH];
+const STR_TABLES: [TableDefinition<&str, &str>; 4] = [SIGN_IN, SUBS, REFRESH, DOMAINS];
 
 fn k2(a: &str, b: &str) -> String {
     format!("{a}\0{b}")
@@ -262,6 +264,7 @@ pub struct WriteProjections<'t> {
     sign_in: StrTable<'t>,
     subs: StrTable<'t>,
     refresh: StrTable<'t>,
+    domains: StrTable<'t>,
     pool_clients: UnitTable<'t>,
     group_members: UnitTable<'t>,
     search: UnitTable<'t>,
@@ -284,6 +287,7 @@ impl<'t> WriteProjections<'t> {
             sign_in: txn.open_table(SIGN_IN)?,
             subs: txn.open_table(SUBS)?,
             refresh: txn.open_table(REFRESH)?,
+            domains: txn.open_table(DOMAINS)?,
             pool_clients: txn.open_table(POOL_CLIENTS)?,
             group_members: txn.open_table(GROUP_MEMBERS)?,
             search: txn.open_table(SEARCH)?,
@@ -342,10 +346,24 @@ impl View for WriteProjections<'_> {
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
         members_of(&self.group_members, pool, name, None, usize::MAX)
     }
+    fn pool_by_domain(&self, domain: &str) -> Result<Option<String>> {
+        get_str(&self.domains, domain)
+    }
 }
 
 impl Projections for WriteProjections<'_> {
     fn put_pool(&mut self, pool: &Pool) -> Result<()> {
+        // Keep the domain index in step: drop the names the pool no longer has.
+        if let Some(old) = self.pool(&pool.id)? {
+            for d in &old.domains {
+                if !pool.domains.iter().any(|n| n.domain == d.domain) {
+                    self.domains.remove(d.domain.as_str())?;
+                }
+            }
+        }
+        for d in &pool.domains {
+            self.domains.insert(d.domain.as_str(), pool.id.as_str())?;
+        }
         self.pools.insert(pool.id.as_str(), enc(pool)?.as_slice())?;
         self.pool_cache
             .borrow_mut()
@@ -354,6 +372,11 @@ impl Projections for WriteProjections<'_> {
     }
 
     fn delete_pool(&mut self, id: &str) -> Result<()> {
+        if let Some(old) = self.pool(id)? {
+            for d in &old.domains {
+                self.domains.remove(d.domain.as_str())?;
+            }
+        }
         self.pools.remove(id)?;
         self.pool_cache.borrow_mut().insert(id.to_owned(), None);
         let (lo, hi) = under(id);
@@ -783,5 +806,8 @@ impl View for Reader {
             None,
             usize::MAX,
         )
+    }
+    fn pool_by_domain(&self, domain: &str) -> Result<Option<String>> {
+        get_str(&self.txn.open_table(DOMAINS)?, domain)
     }
 }

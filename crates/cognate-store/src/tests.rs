@@ -33,6 +33,8 @@ fn pool(id: &str, aliases: &[&str]) -> Pool {
             kid: "k".into(),
             sealed_pkcs8: "x".into(),
         }],
+        domains: Vec::new(),
+        resource_servers: BTreeMap::new(),
     }
 }
 
@@ -82,6 +84,7 @@ fn user(name: &str, email: &str) -> User {
             expires_at: 1_000_000,
             failed_attempts: 0,
             attribute: None,
+            destination: None,
         }),
         generation: 0,
         ..Default::default()
@@ -220,6 +223,7 @@ async fn wrong_code_is_refused_but_recorded_and_attempts_are_bounded() {
         expires_at: 100,
         failed_attempts: 0,
         attribute: None,
+        destination: None,
     };
     s.run(
         Command::SendCode {
@@ -398,20 +402,35 @@ async fn challenge_sessions_take_one_answer_or_three_wrong_codes() {
     refused_as_spent(s.run(answer("m", 1_000, true, false), 23).await);
     // An expired session takes no answer at all.
     refused_as_spent(s.run(answer("old", 30, true, true), 30).await);
-    // Records go when their sessions expire, and at most 32 are kept.
+    // Records go when their sessions expire. At most 32 unexpired ones are kept, and
+    // none is evicted to make room (that would give its session fresh answers): past the
+    // cap, new sessions are refused until older ones expire.
     for i in 0..40 {
-        s.run(answer(&format!("x{i}"), 2_000 + i, true, true), 1_500)
-            .await
-            .unwrap();
+        let r = s
+            .run(answer(&format!("x{i}"), 2_000 + i, false, false), 1_500)
+            .await;
+        if i < 32 {
+            r.unwrap();
+        } else {
+            match r {
+                Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::LimitExceeded, "x{i}"),
+                other => panic!("x{i}: {other:?}"),
+            }
+        }
     }
     let u = s.read_now().unwrap().user("p_1", "bob").unwrap().unwrap();
     assert!(!u.answered_challenges.contains_key("a"), "expired at 1000");
     assert_eq!(u.answered_challenges.len(), 32);
-    assert!(u.answered_challenges.contains_key("x39"));
-    assert!(
-        !u.answered_challenges.contains_key("x7"),
-        "soonest to expire goes first"
-    );
+    assert!(u.answered_challenges.contains_key("x7"));
+    assert!(!u.answered_challenges.contains_key("x39"));
+    // A session already on record still takes its remaining answers.
+    s.run(answer("x0", 2_000, false, false), 1_501)
+        .await
+        .unwrap();
+    // Once the oldest have expired, new sessions are taken again.
+    s.run(answer("late", 5_000, true, true), 2_010)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -504,7 +523,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
             let name = format!("user{}", rng.below(60));
             let ci = pools.iter().position(|x| *x == p).unwrap();
             let now = 10 + step;
-            let cmd = match rng.below(12) {
+            let cmd = match rng.below(14) {
                 0 | 1 => Command::SignUp {
                     pool_id: p.into(),
                     client_id: Some(format!("c{ci}")),
@@ -586,6 +605,21 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                     pool_id: p.into(),
                     username_key: name.clone(),
                 },
+                // Domains move between pools: the domain index must rebuild too.
+                12 => Command::SetDomain {
+                    pool_id: p.into(),
+                    domain: cognate_domain::PoolDomain {
+                        domain: format!("d{}", rng.below(4)),
+                        certificate_arn: None,
+                        managed_login_version: 1 + rng.below(2) as i64,
+                        created_at: now,
+                    },
+                    create: rng.below(2) == 0,
+                },
+                13 => Command::DeleteDomain {
+                    pool_id: p.into(),
+                    domain: format!("d{}", rng.below(4)),
+                },
                 10 => Command::AnswerChallenge {
                     pool_id: p.into(),
                     username_key: name.clone(),
@@ -603,6 +637,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                         expires_at: now + 50,
                         failed_attempts: 0,
                         attribute: None,
+                        destination: None,
                     },
                 },
             };

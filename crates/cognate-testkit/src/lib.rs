@@ -537,6 +537,26 @@ impl Daemon {
         })
     }
 
+    /// Everything the daemon wrote so far, every start included: standard output
+    /// (message lines as received) and standard error. For tests that check what must
+    /// never be printed.
+    pub fn all_output(&self) -> String {
+        let mut out = String::new();
+        if let Ok(c) = self.shared.collected.lock() {
+            for m in &c.messages {
+                out.push_str(&format!("cognate-message {m}\n"));
+            }
+            for l in &c.other_lines {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        for g in 1..=self.generation {
+            out.push_str(&std::fs::read_to_string(self.stderr_log(g)).unwrap_or_default());
+        }
+        out
+    }
+
     /// The last `n` lines of the current generation's stderr.
     pub fn stderr_tail(&self, n: usize) -> String {
         tail(

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use cognate_proto::messages::{Channel, ErrorReply, MessageKind, OutgoingMessage, subjects};
+pub use cognate_proto::nats::{NatsSettings, NatsSettingsError};
 pub use cognate_proto::triggers::*;
 
 /// A handler's refusal. For a synchronous trigger it becomes the reply
@@ -69,6 +70,8 @@ impl<E: std::error::Error> From<E> for Refuse {
 /// Why a worker could not start.
 #[derive(Debug)]
 pub enum WorkerError {
+    /// The [`NatsSettings`] cannot work (a missing file, half a pair).
+    Settings(NatsSettingsError),
     Subscribe(String),
     Consumer(String),
 }
@@ -76,6 +79,7 @@ pub enum WorkerError {
 impl std::fmt::Display for WorkerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            WorkerError::Settings(e) => write!(f, "{e}"),
             WorkerError::Subscribe(m) => write!(f, "cannot subscribe: {m}"),
             WorkerError::Consumer(m) => write!(f, "cannot create JetStream consumer: {m}"),
         }
@@ -130,7 +134,7 @@ where
 }
 
 enum Connection {
-    Url(String),
+    Url(String, NatsSettings),
     Client(Client),
 }
 
@@ -182,6 +186,18 @@ impl WorkerBuilder {
     /// Subject prefix (default `cognate`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// Credentials, TLS and inbox prefix for the connection [`Worker::builder`]
+    /// makes (ignored with [`Worker::with_client`]). [`NatsSettings::from_env`] reads
+    /// the usual `NATS_CREDS`, `NATS_USER`/`NATS_PASSWORD`, `NATS_CA`, … variables.
+    /// With NATS permissions, give each worker user its own inbox prefix (see
+    /// `docs/nats-security.md`).
+    pub fn nats_settings(mut self, settings: NatsSettings) -> Self {
+        if let Connection::Url(_, s) = &mut self.connection {
+            *s = settings;
+        }
         self
     }
 
@@ -322,7 +338,7 @@ fn durable_token(s: &str) -> String {
 impl Worker {
     /// A worker that connects to `nats_url` (retrying until NATS is up).
     pub fn builder(nats_url: impl Into<String>) -> WorkerBuilder {
-        WorkerBuilder::new(Connection::Url(nats_url.into()))
+        WorkerBuilder::new(Connection::Url(nats_url.into(), NatsSettings::default()))
     }
 
     /// A worker on an existing connection (e.g. one the handlers also publish on).
@@ -335,7 +351,7 @@ impl Worker {
         let c = self.config;
         let (client, owns_client) = match c.connection {
             Connection::Client(client) => (client, false),
-            Connection::Url(url) => (connect(&url).await?, true),
+            Connection::Url(url, settings) => (connect(&url, &settings).await?, true),
         };
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -444,10 +460,15 @@ async fn round_trip(client: &Client) -> Result<(), WorkerError> {
     }
 }
 
-async fn connect(url: &str) -> Result<Client, WorkerError> {
+async fn connect(url: &str, settings: &NatsSettings) -> Result<Client, WorkerError> {
+    settings.validate().map_err(WorkerError::Settings)?;
     let mut attempt = 0u32;
     loop {
-        let result = ConnectOptions::new()
+        let options = settings
+            .apply(ConnectOptions::new())
+            .await
+            .map_err(WorkerError::Settings)?;
+        let result = options
             .name("cognate-worker")
             .max_reconnects(None)
             .reconnect_delay_callback(|n| backoff(u32::try_from(n).unwrap_or(u32::MAX)))
@@ -457,7 +478,7 @@ async fn connect(url: &str) -> Result<Client, WorkerError> {
             Ok(client) => return Ok(client),
             Err(e) => {
                 if attempt.is_multiple_of(20) {
-                    tracing::warn!(error = %e, %url, "NATS not reachable yet; retrying");
+                    tracing::warn!(error = %e, "NATS not reachable yet (or refused the credentials); retrying");
                 }
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt = attempt.saturating_add(1);

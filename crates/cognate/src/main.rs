@@ -12,6 +12,8 @@ use cognate_crypto::{HashPolicy, Keyring};
 use cognate_server::{AppState, Config, StdoutSink};
 use cognate_store::{Store, WriterConfig};
 
+mod nats_args;
+
 #[derive(Parser)]
 #[command(
     name = "cognate",
@@ -46,6 +48,8 @@ struct SendEmail {
     nats_url: String,
     #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
     nats_prefix: String,
+    #[command(flatten)]
+    nats: nats_args::NatsArgs,
     #[arg(long, env = "COGNATE_SMTP_HOST")]
     smtp_host: String,
     #[arg(long, env = "COGNATE_SMTP_PORT", default_value_t = 25)]
@@ -109,6 +113,8 @@ struct Serve {
     /// Subject prefix on NATS.
     #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
     nats_prefix: String,
+    #[command(flatten)]
+    nats: nats_args::NatsArgs,
     /// Region in pool ids and the SigV4 scope accepted.
     #[arg(long, env = "COGNATE_REGION", default_value = "us-east-1")]
     region: String,
@@ -140,6 +146,36 @@ struct Serve {
     /// Most commands committed per write transaction (1 = one fsync per write).
     #[arg(long, env = "COGNATE_MAX_BATCH", default_value_t = 512)]
     max_batch: usize,
+    /// Where the admin console is served: `same` (on --listen), `off`, or an address of
+    /// its own such as 127.0.0.1:9230.
+    #[arg(long, env = "COGNATE_CONSOLE_LISTEN", default_value = "same")]
+    console_listen: String,
+    /// Whether outgoing messages, codes included, are printed as `cognate-message` lines:
+    /// `auto` does so only while no NATS server is configured and --listen is a loopback
+    /// address (the quick start); `always`; `never`.
+    #[arg(long, env = "COGNATE_PRINT_MESSAGES", default_value = "auto")]
+    print_messages: PrintMessages,
+    /// Seconds a client has to send a request's headers; also how long a kept-alive
+    /// connection may stay idle.
+    #[arg(long, env = "COGNATE_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 20)]
+    http_header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "COGNATE_HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    http_body_timeout_secs: u64,
+    /// Prefix domains of user pools are served as <prefix>.<this suffix> (by Host), and
+    /// under <public url>/domains/<prefix>/ everywhere.
+    #[arg(long, env = "COGNATE_DOMAIN_SUFFIX", default_value = "auth.localhost")]
+    domain_suffix: String,
+    /// HTTP connections open at once (per listener).
+    #[arg(long, env = "COGNATE_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PrintMessages {
+    Auto,
+    Always,
+    Never,
 }
 
 fn main() -> Result<()> {
@@ -167,7 +203,9 @@ async fn send_email(args: SendEmail) -> Result<()> {
         "tls" => SmtpTls::Tls,
         other => bail!("--smtp-tls must be none, starttls or tls, not {other:?}"),
     };
-    let bus = cognate_bus::Bus::connect(&args.nats_url, &args.nats_prefix).await?;
+    let bus =
+        cognate_bus::Bus::connect_with(&args.nats_url, &args.nats_prefix, &args.nats.settings())
+            .await?;
     let smtp = SmtpConfig {
         host: args.smtp_host,
         port: args.smtp_port,
@@ -338,17 +376,43 @@ fn master_key(data_dir: &Path) -> Result<Keyring> {
     Keyring::from_master_key(&bytes).map_err(|e| anyhow::anyhow!("master key: {e}"))
 }
 
-fn parse_pairs(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut it = l
-                .split(|c: char| c.is_whitespace() || c == ':' || c == '=')
-                .filter(|s| !s.is_empty());
-            Some((it.next()?.to_owned(), it.next()?.to_owned()))
-        })
-        .collect()
+/// Parses an admin credentials file: one `ACCESS_KEY_ID SECRET_ACCESS_KEY` pair per
+/// line, separated by spaces or tabs; empty lines and lines starting with `#` are
+/// skipped. Any other line is an error naming its number (never a silently shortened
+/// secret).
+fn parse_pairs(text: &str, source: &str) -> Result<HashMap<String, String>> {
+    let mut pairs = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [id, secret] = fields[..] else {
+            bail!(
+                "{source}, line {}: expected `ACCESS_KEY_ID SECRET_ACCESS_KEY` (two fields separated by spaces), found {} field(s)",
+                i + 1,
+                fields.len()
+            );
+        };
+        let id_ok = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !id_ok {
+            bail!(
+                "{source}, line {}: the access key id must be 16 to 128 letters and digits",
+                i + 1
+            );
+        }
+        if secret.len() < 16 {
+            bail!(
+                "{source}, line {}: the secret access key must be at least 16 characters",
+                i + 1
+            );
+        }
+        if pairs.insert(id.to_owned(), secret.to_owned()).is_some() {
+            bail!("{source}, line {}: access key id {id} appears twice", i + 1);
+        }
+    }
+    Ok(pairs)
 }
 
 /// Admin credentials from the environment, a file, or (first start) generated ones.
@@ -365,7 +429,7 @@ fn admin_credentials(args: &Serve) -> Result<(HashMap<String, String>, String)> 
     if let Some(file) = &args.admin_credentials_file {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        creds.extend(parse_pairs(&text));
+        creds.extend(parse_pairs(&text, &file.display().to_string())?);
         source = format!("{} ({source})", file.display());
     }
     if creds.is_empty() {
@@ -386,7 +450,10 @@ fn admin_credentials(args: &Serve) -> Result<(HashMap<String, String>, String)> 
                 ),
             )?;
         }
-        creds = parse_pairs(&std::fs::read_to_string(&path)?);
+        creds = parse_pairs(
+            &std::fs::read_to_string(&path)?,
+            &path.display().to_string(),
+        )?;
         source = path.display().to_string();
     }
     if creds.is_empty() {
@@ -395,9 +462,28 @@ fn admin_credentials(args: &Serve) -> Result<(HashMap<String, String>, String)> 
     Ok((creds, source))
 }
 
+/// Creates the data directory if needed and makes it private (0700): it holds the
+/// database, the master key (unless given outside) and the admin credentials.
+fn private_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private (0700)", dir.display()))?;
+    Ok(())
+}
+
+/// Makes a file readable and writable only by the owner (0600), when it exists.
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private (0600)", path.display()))?;
+    }
+    Ok(())
+}
+
 async fn serve(args: Serve) -> Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    private_data_dir(&args.data_dir)?;
     let keyring = master_key(&args.data_dir)?;
     let (creds, cred_source) = admin_credentials(&args)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -411,6 +497,7 @@ async fn serve(args: Serve) -> Result<()> {
     let mut config = Config::new(&args.region, &public_url);
     config.admin_credentials = creds;
     config.cors_origins = args.cors_origins.clone();
+    config.domain_suffix = args.domain_suffix.trim_matches('.').to_ascii_lowercase();
     config.hash_policy = HashPolicy {
         m_kib: args.argon2_m_kib,
         t: args.argon2_t,
@@ -427,9 +514,9 @@ async fn serve(args: Serve) -> Result<()> {
     config.hash_policy.queue_wait = std::time::Duration::from_millis(args.hash_wait_ms);
     let bus = match &args.nats_url {
         Some(url) => Some(
-            cognate_bus::Bus::connect(url, &args.nats_prefix)
+            cognate_bus::Bus::connect_with(url, &args.nats_prefix, &args.nats.settings())
                 .await
-                .with_context(|| format!("NATS address {url}"))?,
+                .context("NATS settings (--nats-url, credentials, TLS)")?,
         ),
         None => None,
     };
@@ -444,11 +531,27 @@ async fn serve(args: Serve) -> Result<()> {
         },
     )
     .context("opening the database")?;
+    private_file(&db_path(&args.data_dir))?;
+    let print = match args.print_messages {
+        PrintMessages::Always => true,
+        PrintMessages::Never => false,
+        PrintMessages::Auto => bus.is_none() && addr.ip().is_loopback(),
+    };
+    let sink: Arc<dyn cognate_server::MessageSink> = if print {
+        if bus.is_none() {
+            tracing::info!(
+                "no NATS server: outgoing messages, codes included, are printed as cognate-message lines on standard output (--print-messages)"
+            );
+        }
+        Arc::new(StdoutSink)
+    } else {
+        Arc::new(cognate_server::DroppedSink)
+    };
     let state = AppState::with_bus(
         config.clone(),
         store,
         keyring,
-        Arc::new(StdoutSink),
+        sink,
         bus.clone(),
         outbox.as_ref().map(|o| o.stats()),
     )
@@ -474,13 +577,41 @@ async fn serve(args: Serve) -> Result<()> {
         args.data_dir
             .join(cognate_server::console::accounts::FILE_NAME),
     );
-    let app = cognate_server::router(state.clone());
+    let limits = cognate_server::listener::Limits {
+        header_read: std::time::Duration::from_secs(args.http_header_timeout_secs.max(1)),
+        body_read: std::time::Duration::from_secs(args.http_body_timeout_secs.max(1)),
+        max_connections: args.max_connections.max(1),
+    };
+    let (app, console) = match args.console_listen.as_str() {
+        "same" => (cognate_server::router(state.clone()), None),
+        "off" => (cognate_server::api_router(state.clone()), None),
+        console_addr => {
+            let console_listener = tokio::net::TcpListener::bind(console_addr)
+                .await
+                .with_context(|| format!("binding the console to {console_addr}"))?;
+            let console_app = cognate_server::console::router(state.clone());
+            println!(
+                "cognate console listening on http://{}",
+                console_listener.local_addr()?
+            );
+            (
+                cognate_server::api_router(state.clone()),
+                Some(tokio::spawn(cognate_server::listener::serve(
+                    console_listener,
+                    console_app,
+                    limits,
+                    shutdown_signal(),
+                ))),
+            )
+        }
+    };
     tracing::info!(endpoint = %public_url, region = %config.region, data_dir = %args.data_dir.display(), admin_credentials = %cred_source, "cognate started");
     println!("cognate listening on http://{addr}");
     println!("cognate admin credentials: {cred_source}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    cognate_server::listener::serve(listener, app, limits, shutdown_signal()).await?;
+    if let Some(console) = console {
+        console.await??;
+    }
     tracing::info!("stopped accepting requests; in-flight requests drained");
     let _ = stop_tx.send(true);
     if let Some(task) = outbox_task {

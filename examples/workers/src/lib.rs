@@ -1,8 +1,11 @@
 //! Example trigger workers for the classic Cognito Lambda uses. The decisions live
 //! here as plain functions (unit-tested); the binaries in `src/bin` wire them to NATS
 //! with `cognate-worker`. Every binary takes `--nats-url` (env `NATS_URL`),
-//! `--prefix` (`COGNATE_PREFIX`) and `--pool` (`COGNATE_POOL`), and prints one line
-//! `ready` on stdout once it is subscribed.
+//! `--prefix` (`COGNATE_PREFIX`) and `--pool` (`COGNATE_POOL`), reads NATS credentials
+//! and TLS files from the usual `NATS_CREDS`, `NATS_NKEY`, `NATS_USER`/`NATS_PASSWORD`,
+//! `NATS_TOKEN`, `NATS_CA`, `NATS_CERT`/`NATS_KEY` and `NATS_INBOX_PREFIX` variables
+//! ([`cognate_worker::NatsSettings::from_env`], docs/nats-security.md), and prints one
+//! line `ready` on stdout once it is subscribed.
 
 pub mod custom_message;
 pub mod passwordless;
@@ -15,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::Client;
 use async_nats::jetstream::message::PublishMessage;
-use cognate_worker::{Channel, OutgoingMessage, Refuse, subjects};
+use cognate_worker::{Channel, NatsSettings, NatsSettingsError, OutgoingMessage, Refuse, subjects};
 
 /// Options every example shares.
 #[derive(Clone, Debug, clap::Args)]
@@ -73,17 +76,22 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Connects, retrying while NATS is not up yet.
-pub async fn connect(url: &str) -> Client {
+/// Connects with the credentials and TLS settings of the `NATS_*` variables, retrying
+/// while NATS is not up yet (or refuses us); fails only on settings that cannot work.
+pub async fn connect(url: &str) -> Result<Client, NatsSettingsError> {
+    let settings = NatsSettings::from_env();
+    settings.validate()?;
     let mut delay = Duration::from_millis(100);
     loop {
-        match async_nats::ConnectOptions::new()
+        match settings
+            .apply(async_nats::ConnectOptions::new())
+            .await?
             .name("cognate-example")
             .max_reconnects(None)
             .connect(url)
             .await
         {
-            Ok(client) => return client,
+            Ok(client) => return Ok(client),
             Err(e) => {
                 tracing::warn!(error = %e, "NATS not reachable; retrying");
                 tokio::time::sleep(delay).await;

@@ -70,8 +70,10 @@ pub(crate) async fn login(
             name,
         )
     };
-    if name.is_empty() || secret.is_empty() || c.throttle.locked(&name) {
-        return failed(&c, name);
+    // Bounded input: names and secrets are short; anything longer is no credential.
+    let too_long = name.len() > 128 || secret.len() > 256 || code.len() > 16;
+    if name.is_empty() || secret.is_empty() || too_long || c.throttle.locked(&name) {
+        return failed(&c, if too_long { String::new() } else { name });
     }
     let actor = match verify(&c, &name, &secret, code.trim()).await {
         Ok(Some(actor)) => actor,
@@ -198,17 +200,9 @@ pub(crate) async fn client_action(
     };
     let now = now_ms();
     let (cmd, ok) = match action.as_str() {
-        // Without auth flows no sign-in can use the client; tokens it issued still
-        // refresh only if ALLOW_REFRESH_TOKEN_AUTH was on, which this removes too.
-        "disable" => {
-            let mut cl = client.clone();
-            cl.explicit_auth_flows.clear();
-            cl.updated_at = now;
-            (
-                Command::UpdateClient { client: cl },
-                format!("App client {client_id} disabled: it allows no auth flow now."),
-            )
-        }
+        // There is deliberately no "disable": Cognito has no such state, and emptying
+        // ExplicitAuthFlows (what this once did) makes a legacy client that still allows
+        // SRP and refresh. Delete the client to stop it.
         // UpdateUserPoolClient cannot change a secret: the console seals a new one.
         "rotate-secret" => {
             if client.secret_sealed.is_none() {

@@ -301,7 +301,6 @@ pub(crate) async fn pool(
             name: cl.name.clone(),
             has_secret: cl.secret_sealed.is_some(),
             flows: cl.explicit_auth_flows.join(", "),
-            disabled: cl.explicit_auth_flows.is_empty(),
             created: views::time(cl.created_at),
         })
         .collect();

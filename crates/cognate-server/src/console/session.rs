@@ -157,25 +157,44 @@ pub(crate) struct Throttle {
     map: Mutex<HashMap<String, Failures>>,
 }
 
+/// Names tracked one by one; past this, further names share one entry, so memory stays
+/// bounded whatever a client sprays, and no name's lock is ever dropped to make room.
+const THROTTLE_TRACKED: usize = 10_000;
+/// The shared entry of the names past `THROTTLE_TRACKED` (no real name has a NUL).
+const THROTTLE_OVERFLOW: &str = "\u{0}overflow";
+
 impl Throttle {
+    /// The entry that counts `name`'s failures.
+    fn key<'a>(map: &HashMap<String, Failures>, name: &'a str) -> &'a str {
+        if map.contains_key(name) || map.len() < THROTTLE_TRACKED {
+            name
+        } else {
+            THROTTLE_OVERFLOW
+        }
+    }
+
     pub(crate) fn locked(&self, name: &str) -> bool {
         let now = Instant::now();
-        self.map
-            .lock()
-            .ok()
-            .and_then(|m| m.get(name).and_then(|(_, _, until)| *until))
+        let Ok(map) = self.map.lock() else {
+            return true;
+        };
+        map.get(Self::key(&map, name))
+            .and_then(|(_, _, until)| *until)
             .is_some_and(|until| until > now)
     }
 
     pub(crate) fn failed(&self, name: &str) {
         let now = Instant::now();
         if let Ok(mut map) = self.map.lock() {
-            if map.len() > 100_000 {
-                map.retain(|_, (_, first, _)| now.duration_since(*first) < THROTTLE_WINDOW);
+            if map.len() >= THROTTLE_TRACKED && !map.contains_key(name) {
+                map.retain(|_, (_, first, until)| {
+                    now.duration_since(*first) < THROTTLE_WINDOW || until.is_some_and(|u| u > now)
+                });
             }
-            let e = map.entry(name.to_owned()).or_insert((0, now, None));
+            let key = Self::key(&map, name).to_owned();
+            let e = map.entry(key).or_insert((0, now, None));
             if now.duration_since(e.1) >= THROTTLE_WINDOW {
-                *e = (0, now, None);
+                *e = (0, now, e.2);
             }
             e.0 += 1;
             if e.0 >= THROTTLE_LIMIT {
@@ -184,6 +203,11 @@ impl Throttle {
                 e.1 = now;
             }
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
     }
 
     pub(crate) fn succeeded(&self, name: &str) {
@@ -242,6 +266,23 @@ mod tests {
             Some("done".into())
         );
         assert!(s.touch(&id).and_then(|x| x.flash).is_none());
+    }
+
+    #[test]
+    fn throttle_memory_is_bounded_and_keeps_locks() {
+        let t = Throttle::default();
+        for _ in 0..THROTTLE_LIMIT {
+            t.failed("target");
+        }
+        assert!(t.locked("target"));
+        for i in 0..(THROTTLE_TRACKED * 2) {
+            t.failed(&format!("spray-{i}"));
+        }
+        assert!(t.tracked() <= THROTTLE_TRACKED + 1, "{}", t.tracked());
+        // Spraying names neither dropped the target's lock nor gave unknown names a
+        // fresh allowance: they share one entry, which the spray has locked.
+        assert!(t.locked("target"));
+        assert!(t.locked("never-seen-before"));
     }
 
     #[test]

@@ -108,7 +108,6 @@ pub(crate) struct ClientRow {
     pub name: String,
     pub has_secret: bool,
     pub flows: String,
-    pub disabled: bool,
     pub created: String,
 }
 

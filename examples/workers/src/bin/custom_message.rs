@@ -23,6 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let running = Worker::builder(args.common.nats_url)
         .prefix(args.common.prefix)
         .pool(args.common.pool)
+        .nats_settings(cognate_worker::NatsSettings::from_env())
         .custom_message(move |event| {
             let corporate = corporate.clone();
             async move {

@@ -20,7 +20,7 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
-    let client = connect(&args.common.nats_url).await;
+    let client = connect(&args.common.nats_url).await?;
     let (publisher, prefix) = (client.clone(), args.common.prefix.clone());
     let running = Worker::with_client(client)
         .prefix(args.common.prefix)

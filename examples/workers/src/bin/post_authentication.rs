@@ -22,7 +22,7 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
-    let client = connect(&args.common.nats_url).await;
+    let client = connect(&args.common.nats_url).await?;
     let counter = Arc::new(Counter::default());
     let (prefix, every) = (args.common.prefix.clone(), args.notify_every_sign_in);
     let publisher = client.clone();

@@ -22,7 +22,7 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
-    let client = connect(&args.common.nats_url).await;
+    let client = connect(&args.common.nats_url).await?;
     let prefix = args.common.prefix.clone();
     let (product, admin) = (
         args.product_name,

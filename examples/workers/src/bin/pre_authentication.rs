@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let running = Worker::builder(args.common.nats_url)
         .prefix(args.common.prefix)
         .pool(args.common.pool)
+        .nats_settings(cognate_worker::NatsSettings::from_env())
         .durable_name("session-limit")
         .pre_authentication(move |event| {
             let (maintenance, sessions) = (Arc::clone(&maintenance), Arc::clone(&sessions));

@@ -38,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let running = Worker::builder(args.common.nats_url)
         .prefix(args.common.prefix)
         .pool(args.common.pool)
+        .nats_settings(cognate_worker::NatsSettings::from_env())
         .pre_sign_up(move |event| {
             let policy = Arc::clone(&policy);
             async move { policy.decide(event) }

@@ -32,7 +32,7 @@ fn gateway_body(m: &OutgoingMessage) -> serde_json::Value {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let args = Args::parse();
-    let client = connect(&args.common.nats_url).await;
+    let client = connect(&args.common.nats_url).await?;
     let js = jetstream::new(client);
     // The daemon creates the stream with its first publication: wait for it.
     let stream = loop {
