@@ -154,6 +154,15 @@ decode_ops! {
     AdminListDevices => AdminListDevicesRequest,
     AdminUpdateDeviceStatus => AdminUpdateDeviceStatusRequest,
     AdminForgetDevice => AdminForgetDeviceRequest,
+    CreateUserPoolDomain => CreateUserPoolDomainRequest,
+    DescribeUserPoolDomain => DescribeUserPoolDomainRequest,
+    UpdateUserPoolDomain => UpdateUserPoolDomainRequest,
+    DeleteUserPoolDomain => DeleteUserPoolDomainRequest,
+    CreateResourceServer => CreateResourceServerRequest,
+    DescribeResourceServer => DescribeResourceServerRequest,
+    UpdateResourceServer => UpdateResourceServerRequest,
+    DeleteResourceServer => DeleteResourceServerRequest,
+    ListResourceServers => ListResourceServersRequest,
 }
 
 fn check_request<R>(value: Value)

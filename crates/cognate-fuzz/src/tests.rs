@@ -287,6 +287,8 @@ fn regenerate_seeds() {
         )]
         .into(),
         keys: vec![],
+        domains: Vec::new(),
+        resource_servers: Default::default(),
     };
     let created = Envelope {
         seq: 1,
