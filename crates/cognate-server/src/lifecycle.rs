@@ -3,13 +3,14 @@
 //! and legacy user settings. Client read/write attribute permissions are enforced.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use cognate_domain::schema;
 use cognate_domain::{CodePurpose, Command, ErrorKind, Pool, User};
 use cognate_proto as p;
 
 use crate::error::{ApiError, Result};
-use crate::state::AppState;
+use crate::state::{AppState, Pace};
 use crate::users::{
     attributes_map, check_secret_hash, check_write_attributes, client_and_pool, delivery_details,
     find_user, new_code, purpose_name, verification_message,
@@ -74,6 +75,7 @@ async fn forgot_password_in(
     s: AppState,
     r: p::ForgotPasswordRequest,
 ) -> Result<p::ForgotPasswordResponse> {
+    let started = Instant::now();
     let (client, pool) = client_and_pool(&s, &r.client_id).await?;
     check_secret_hash(
         &s,
@@ -103,7 +105,7 @@ async fn forgot_password_in(
                 now + FORGOT_CODE_TTL_MS,
                 now,
             );
-            durable_round_trip(&s, &pool, &r.username).await;
+            s.pace_like(Pace::ForgotPassword, started).await;
             return Ok(p::ForgotPasswordResponse {
                 code_delivery_details: Some(crate::users::decoy_delivery(&s, &pool, &r.username)),
             });
@@ -148,21 +150,10 @@ async fn forgot_password_in(
     s.commit(cmd, now, None, vec![message])
         .await?
         .into_result()?;
+    s.paced(Pace::ForgotPassword, started.elapsed());
     Ok(p::ForgotPasswordResponse {
         code_delivery_details: Some(delivery_details(attr, &dest)),
     })
-}
-
-/// For an unknown user, the durable write a real user's request makes (the code sent, the
-/// wrong answer counted): a refused command still waits for its batch's commit, fsync
-/// included, so the answer takes as long and nothing is recorded.
-async fn durable_round_trip(s: &AppState, pool: &Pool, username: &str) {
-    let cmd = Command::RecordCodeFailure {
-        pool_id: pool.id.clone(),
-        username_key: pool.fold(username),
-        purpose: CodePurpose::ForgotPassword,
-    };
-    let _ = s.execute(cmd, now_ms()).await;
 }
 
 /// Key of an unknown user's decoy forgot-password code.
@@ -175,6 +166,7 @@ pub async fn confirm_forgot_password(
     s: AppState,
     r: p::ConfirmForgotPasswordRequest,
 ) -> Result<p::ConfirmForgotPasswordResponse> {
+    let started = Instant::now();
     let (client, pool) = client_and_pool(&s, &r.client_id).await?;
     check_secret_hash(
         &s,
@@ -191,7 +183,7 @@ pub async fn confirm_forgot_password(
                 &r.username,
                 r.confirmation_code.as_str(),
             );
-            durable_round_trip(&s, &pool, &r.username).await;
+            s.pace_like(Pace::WrongResetCode, started).await;
             return Err(
                 match s.phantom_code_failed(&phantom_id(&s, &pool, &r.username), now) {
                     None => ApiError::new(
@@ -236,6 +228,7 @@ pub async fn confirm_forgot_password(
                 purpose: CodePurpose::ForgotPassword,
             };
             s.run(cmd, now).await?;
+            s.paced(Pace::WrongResetCode, started.elapsed());
             return Err(refusal.into());
         }
         Ok(None) => {}

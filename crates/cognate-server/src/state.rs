@@ -45,7 +45,20 @@ struct Inner {
     /// keyed hash of pool and username: expiry and wrong answers, so that
     /// ConfirmForgotPassword answers them exactly as it answers a real user.
     phantom_codes: std::sync::Mutex<HashMap<String, (Millis, u32)>>,
+    /// Moving averages (microseconds) of how long real users' requests take, by the
+    /// path an unknown user's request imitates (see `pace_like`).
+    paces: [std::sync::atomic::AtomicU64; PACES],
 }
+
+/// The request paths an unknown user's answer is paced like.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// ForgotPassword: a code sent.
+    ForgotPassword = 0,
+    /// ConfirmForgotPassword with a wrong code: the failure counted.
+    WrongResetCode = 1,
+}
+const PACES: usize = 2;
 
 /// Bound on remembered tokens; the map is emptied when it is full.
 const VERIFIED_CACHE: usize = 10_000;
@@ -88,6 +101,7 @@ impl AppState {
             verified: RwLock::new(HashMap::new()),
             phantom_spent: std::sync::Mutex::new(HashMap::new()),
             phantom_codes: std::sync::Mutex::new(HashMap::new()),
+            paces: Default::default(),
         })))
     }
 
@@ -153,6 +167,34 @@ impl AppState {
                 Some(*failures)
             }
             _ => None,
+        }
+    }
+
+    /// Records how long a real user's request on `path` took.
+    pub fn paced(&self, path: Pace, took: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        let us = u64::try_from(took.as_micros())
+            .unwrap_or(u64::MAX)
+            .min(1_000_000);
+        let cell = &self.0.paces[path as usize];
+        let old = cell.load(Ordering::Relaxed);
+        // An exponential moving average over about the last 16 requests.
+        let new = if old == 0 {
+            us
+        } else {
+            old - old / 16 + us / 16
+        };
+        cell.store(new, Ordering::Relaxed);
+    }
+
+    /// Lets an unknown user's answer take as long as a real user's usually does on
+    /// `path`, counted from `started`: otherwise the missing durable write tells them
+    /// apart by time (PreventUserExistenceErrors).
+    pub async fn pace_like(&self, path: Pace, started: std::time::Instant) {
+        let us = self.0.paces[path as usize].load(std::sync::atomic::Ordering::Relaxed);
+        let target = std::time::Duration::from_micros(us);
+        if let Some(left) = target.checked_sub(started.elapsed()) {
+            tokio::time::sleep(left).await;
         }
     }
 
