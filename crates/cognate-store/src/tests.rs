@@ -839,3 +839,54 @@ async fn srp_verifiers_and_devices_fold_and_rebuild() {
     assert_eq!(out.live_digest, live);
     assert_eq!(out.rebuilt_digest, live);
 }
+
+/// Send limits are per purpose: a flood of ForgotPassword codes (anyone can ask for
+/// them) cannot keep a user from getting sign-in (MFA) or verification codes.
+#[tokio::test]
+async fn code_send_limits_are_per_purpose() {
+    let (_d, s) = open();
+    pool_with_bob(&s).await;
+    let code = |purpose: CodePurpose| PendingCode {
+        purpose,
+        hash: "h".into(),
+        expires_at: 1_000_000,
+        failed_attempts: 0,
+        attribute: (purpose == CodePurpose::VerifyAttribute).then(|| "email".to_owned()),
+        destination: None,
+    };
+    let send = |purpose: CodePurpose| Command::SendCode {
+        pool_id: "p_1".into(),
+        username_key: "bob".into(),
+        code: code(purpose),
+    };
+    for t in 0..cognate_domain::command::MAX_CODE_SENDS as i64 {
+        s.run(send(CodePurpose::ForgotPassword), 100 + t)
+            .await
+            .unwrap();
+    }
+    match s.run(send(CodePurpose::ForgotPassword), 200).await {
+        Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::LimitExceeded),
+        other => panic!("the sixth reset code in an hour was sent: {other:?}"),
+    }
+    // Other purposes have their own allowance.
+    s.run(
+        Command::SendChallengeCode {
+            pool_id: "p_1".into(),
+            username_key: "bob".into(),
+            code: code(CodePurpose::Mfa),
+        },
+        201,
+    )
+    .await
+    .unwrap();
+    s.run(send(CodePurpose::VerifyAttribute), 202)
+        .await
+        .unwrap();
+    // And the reset allowance comes back once the window has passed.
+    s.run(
+        send(CodePurpose::ForgotPassword),
+        100 + cognate_domain::command::CODE_SEND_WINDOW_MS + 1,
+    )
+    .await
+    .unwrap();
+}
