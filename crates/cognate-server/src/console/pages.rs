@@ -16,19 +16,8 @@ use super::views::{self, Layout};
 use super::{Admin, Console, error_page, render};
 use crate::error::ApiError;
 
-/// Searchable attributes, as ListUsers accepts them.
-pub(crate) const SEARCH_ATTRS: &[&str] = &[
-    "username",
-    "email",
-    "phone_number",
-    "name",
-    "given_name",
-    "family_name",
-    "preferred_username",
-    "cognito:user_status",
-    "status",
-    "sub",
-];
+// Searchable attributes: exactly what the ListUsers filter accepts.
+use cognate_domain::filter::FILTERABLE as SEARCH_ATTRS;
 
 /// Auth flows offered when creating an app client.
 pub(crate) const FLOWS: &[&str] = &[
