@@ -13,6 +13,7 @@ mod console;
 mod durability;
 mod flood;
 mod groups;
+mod hosted;
 mod lifecycle;
 mod lockout;
 mod mfa;

@@ -283,7 +283,9 @@ async fn m2m_client(c: &Client, pool: &str, scopes: &[&str], flow: bool) -> (Str
     if flow {
         b = b.allowed_o_auth_flows(OAuthFlowType::ClientCredentials);
     } else {
-        b = b.allowed_o_auth_flows(OAuthFlowType::Code);
+        b = b
+            .allowed_o_auth_flows(OAuthFlowType::Code)
+            .callback_urls("https://app.example.com/callback");
     }
     for s in scopes {
         b = b.allowed_o_auth_scopes(*s);

@@ -149,6 +149,24 @@ impl Keyring {
         Ok(body)
     }
 
+    /// [`Keyring::seal`] for values that travel in URLs (OAuth authorization codes):
+    /// unpadded base64url, no prefix.
+    pub fn seal_urlsafe(&self, plaintext: &[u8]) -> String {
+        let sealed = self.seal(plaintext);
+        let raw = STANDARD
+            .decode(&sealed[SEAL_PREFIX.len()..])
+            .unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Opens a value made by [`Keyring::seal_urlsafe`].
+    pub fn open_urlsafe(&self, sealed: &str) -> Result<Vec<u8>, KeyError> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| KeyError::Malformed)?;
+        self.open(&format!("{SEAL_PREFIX}{}", STANDARD.encode(raw)))
+    }
+
     /// Keyed hash of a short secret such as a 6-digit code:
     /// `hex(HMAC-SHA256(code_key, purpose || 0x00 || subject || 0x00 || secret))`.
     ///

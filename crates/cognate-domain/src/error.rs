@@ -34,6 +34,8 @@ pub enum ErrorKind {
     UnexpectedLambda,
     InvalidLambdaResponse,
     CodeDeliveryFailure,
+    InvalidOAuthFlow,
+    ScopeDoesNotExist,
     // Transport-level errors of the AWS JSON protocol.
     MissingAuthenticationToken,
     UnrecognizedClient,
@@ -77,6 +79,8 @@ impl ErrorKind {
             UnexpectedLambda => "UnexpectedLambdaException",
             InvalidLambdaResponse => "InvalidLambdaResponseException",
             CodeDeliveryFailure => "CodeDeliveryFailureException",
+            InvalidOAuthFlow => "InvalidOAuthFlowException",
+            ScopeDoesNotExist => "ScopeDoesNotExistException",
             MissingAuthenticationToken => "MissingAuthenticationTokenException",
             UnrecognizedClient => "UnrecognizedClientException",
             InvalidSignature => "InvalidSignatureException",

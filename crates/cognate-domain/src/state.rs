@@ -400,6 +400,11 @@ pub struct Session {
     pub expires_at: Millis,
     pub generation: u64,
     pub revoked: bool,
+    /// OAuth scopes granted to a session opened through the pool's domain (hosted pages,
+    /// `/oauth2/authorize`), reissued on refresh; `None` for sessions of the JSON API,
+    /// whose access tokens carry `aws.cognito.signin.user.admin` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Reads of current state, implemented by the store inside its transactions.

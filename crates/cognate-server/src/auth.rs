@@ -115,13 +115,41 @@ fn check_refresh_flow(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// What a sign-in step produced: tokens, or the next challenge.
+/// What a sign-in step produced: tokens, or the next challenge, or (for the hosted pages,
+/// which issue tokens only through the token endpoint) the username key of the user who
+/// has passed every step.
 #[derive(Default)]
 pub struct Outcome {
     pub result: Option<p::AuthenticationResultType>,
     pub challenge: Option<p::ChallengeNameType>,
     pub session: Option<p::Sensitive<String>>,
     pub params: BTreeMap<String, String>,
+    pub signed_in: Option<String>,
+}
+
+/// The flow name of sign-ins through the hosted pages. Sign-in and its challenges run
+/// exactly as for the JSON API; only the last step differs (see `finish`).
+pub const HOSTED_FLOW: &str = "HOSTED_UI";
+
+/// The last step of a sign-in: a session with tokens for the JSON API; for the hosted
+/// pages, only who signed in (the OAuth front door opens the session with its grant).
+async fn finish(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    key: &str,
+    user: &User,
+    flow: &str,
+) -> Result<Outcome> {
+    if flow == HOSTED_FLOW {
+        return Ok(Outcome {
+            signed_in: Some(key.to_owned()),
+            ..Default::default()
+        });
+    }
+    Ok(Outcome::tokens(
+        tokens::start_session(s, pool, client, key, user, flow).await?,
+    ))
 }
 
 impl Outcome {
@@ -170,7 +198,7 @@ from_outcome!(
 
 /// Checks a password (with lockout and the dummy hash for unknown users) and continues
 /// with whatever the user still has to do.
-async fn password_sign_in(
+pub(crate) async fn password_sign_in(
     s: &AppState,
     pool: &Pool,
     client: &Client,
@@ -318,9 +346,7 @@ pub async fn next_step(
     if let Some(o) = mfa::challenge_for(s, pool, client, key, user, flow).await? {
         return Ok(o);
     }
-    Ok(Outcome::tokens(
-        tokens::start_session(s, pool, client, key, user, flow).await?,
-    ))
+    finish(s, pool, client, key, user, flow).await
 }
 
 pub async fn initiate_auth(
@@ -460,7 +486,7 @@ async fn admin_initiate_auth_in(
 }
 
 /// Answers a challenge named in a session.
-async fn respond(
+pub(crate) async fn respond(
     s: &AppState,
     pool: &Pool,
     client: &Client,
@@ -579,9 +605,7 @@ async fn respond(
                 return Err(e);
             }
             cs.answer(s, true, true).await?;
-            Ok(Outcome::tokens(
-                tokens::start_session(s, pool, client, &key, &user, &cs.flow).await?,
-            ))
+            finish(s, pool, client, &key, &user, &cs.flow).await
         }
         p::ChallengeNameType::SelectMfaType => {
             let answer = required(responses, "ANSWER")?;
@@ -600,9 +624,7 @@ async fn respond(
                 ));
             }
             cs.answer(s, true, true).await?;
-            Ok(Outcome::tokens(
-                tokens::start_session(s, pool, client, &key, &user, &cs.flow).await?,
-            ))
+            finish(s, pool, client, &key, &user, &cs.flow).await
         }
         other => Err(ApiError::invalid(format!(
             "Challenge {} is not supported by this version of cognate.",
@@ -729,13 +751,20 @@ fn check_client_secret(s: &AppState, client: &Client, given: Option<&str>) -> Re
 pub async fn revoke_token(s: AppState, r: p::RevokeTokenRequest) -> Result<p::RevokeTokenResponse> {
     let (client, _) = client_and_pool(&s, &r.client_id).await?;
     check_client_secret(&s, &client, r.client_secret.as_ref().map(|x| x.as_str()))?;
+    revoke_refresh_token(&s, &client, r.token.as_str()).await?;
+    Ok(p::RevokeTokenResponse {})
+}
+
+/// Revokes a refresh token of `client` and every token of its session; unknown or
+/// foreign tokens are answered like revoked ones (RFC 7009). Shared by RevokeToken and
+/// the domain's `/oauth2/revoke`.
+pub(crate) async fn revoke_refresh_token(s: &AppState, client: &Client, token: &str) -> Result<()> {
     if !client.enable_token_revocation {
         return Err(ApiError::new(
             ErrorKind::UnsupportedOperation,
             "Token revocation is not enabled for this app client.",
         ));
     }
-    let token = r.token.as_str();
     if token.split('.').count() == 3 {
         return Err(ApiError::new(
             ErrorKind::UnsupportedTokenType,
@@ -762,7 +791,7 @@ pub async fn revoke_token(s: AppState, r: p::RevokeTokenRequest) -> Result<p::Re
         )
         .await?;
     }
-    Ok(p::RevokeTokenResponse {})
+    Ok(())
 }
 
 pub async fn get_tokens_from_refresh_token(

@@ -157,6 +157,145 @@ fn apply(c: &mut Client, st: Settings, pool: &cognate_domain::Pool) -> Result<()
         .and_then(|r| r.retry_grace_period_seconds)
         .unwrap_or(0);
     c.settings = st.opaque;
+    check_oauth(c, pool)
+}
+
+/// The scopes every pool has, besides its resource servers' custom scopes.
+pub const STANDARD_SCOPES: &[&str] = &[
+    "openid",
+    "email",
+    "phone",
+    "profile",
+    "aws.cognito.signin.user.admin",
+];
+
+/// A callback or sign-out URL as Cognito takes it: absolute, no fragment, https except
+/// for http on localhost (or a custom scheme for native apps).
+pub fn check_redirect_url(what: &str, url: &str) -> Result<()> {
+    let bad = |why: &str| ApiError::invalid(format!("{what} {url:?} is not allowed: {why}."));
+    if url.is_empty() || url.len() > 1024 {
+        return Err(bad("it must have 1 to 1024 characters"));
+    }
+    if url.contains('#') {
+        return Err(bad("it must not contain a fragment"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it must not contain spaces"));
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad(
+            "it must be an absolute URL such as https://app.example.com/callback",
+        ));
+    };
+    if scheme == "http" {
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let name = if host.starts_with('[') {
+            host.split(']')
+                .next()
+                .map(|h| format!("{h}]"))
+                .unwrap_or_default()
+        } else {
+            host.split(':').next().unwrap_or_default().to_owned()
+        };
+        if !matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+            return Err(bad("http is allowed only for localhost; use https"));
+        }
+    } else if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(bad("its scheme is not valid"));
+    }
+    if rest.is_empty() {
+        return Err(bad("it names no host"));
+    }
+    Ok(())
+}
+
+/// Cognito's rules for an app client's OAuth settings.
+fn check_oauth(c: &Client, pool: &cognate_domain::Pool) -> Result<()> {
+    let flows: Vec<String> = get_setting(&c.settings, "AllowedOAuthFlows").unwrap_or_default();
+    let scopes: Vec<String> = get_setting(&c.settings, "AllowedOAuthScopes").unwrap_or_default();
+    let callbacks: Vec<String> = get_setting(&c.settings, "CallbackURLs").unwrap_or_default();
+    let logouts: Vec<String> = get_setting(&c.settings, "LogoutURLs").unwrap_or_default();
+    let default_redirect: Option<String> = get_setting(&c.settings, "DefaultRedirectURI");
+    let providers: Vec<String> =
+        get_setting(&c.settings, "SupportedIdentityProviders").unwrap_or_default();
+    let on: bool = get_setting(&c.settings, "AllowedOAuthFlowsUserPoolClient").unwrap_or(false);
+    let oauth = |m: String| ApiError::new(ErrorKind::InvalidOAuthFlow, m);
+    for f in &flows {
+        if !matches!(f.as_str(), "code" | "implicit" | "client_credentials") {
+            return Err(oauth(format!(
+                "{f} is not an OAuth flow: use code, implicit or client_credentials."
+            )));
+        }
+    }
+    let m2m = flows.iter().any(|f| f == "client_credentials");
+    if m2m && flows.len() > 1 {
+        return Err(oauth(
+            "client_credentials flow can not be selected along with code flow or implicit flow."
+                .into(),
+        ));
+    }
+    if m2m && c.secret_sealed.is_none() {
+        return Err(oauth(
+            "client_credentials flow can not be selected if client does not have a client secret."
+                .into(),
+        ));
+    }
+    let custom = crate::domains::custom_scopes(pool);
+    for sc in &scopes {
+        if !STANDARD_SCOPES.contains(&sc.as_str()) && !custom.contains(sc) {
+            return Err(ApiError::new(
+                ErrorKind::ScopeDoesNotExist,
+                format!("Invalid scope requested: {sc}"),
+            ));
+        }
+        if m2m && STANDARD_SCOPES.contains(&sc.as_str()) {
+            return Err(oauth(format!(
+                "client_credentials flow can only be used with custom scopes of resource servers, not {sc}."
+            )));
+        }
+    }
+    if on && (flows.is_empty() || scopes.is_empty()) {
+        return Err(oauth(
+            "AllowedOAuthFlows and AllowedOAuthScopes are required when AllowedOAuthFlowsUserPoolClient is true.".into(),
+        ));
+    }
+    if callbacks.len() > 100 || logouts.len() > 100 {
+        return Err(ApiError::invalid(
+            "A client can have at most 100 CallbackURLs and 100 LogoutURLs.",
+        ));
+    }
+    for u in &callbacks {
+        check_redirect_url("CallbackURL", u)?;
+    }
+    for u in &logouts {
+        check_redirect_url("LogoutURL", u)?;
+    }
+    if on && flows.iter().any(|f| f == "code" || f == "implicit") && callbacks.is_empty() {
+        return Err(oauth(
+            "CallbackURLs are required for the code and implicit flows.".into(),
+        ));
+    }
+    if let Some(d) = &default_redirect
+        && !callbacks.contains(d)
+    {
+        return Err(ApiError::invalid(
+            "DefaultRedirectURI must be one of the client's CallbackURLs.",
+        ));
+    }
+    for p in &providers {
+        // COGNITO (the pool's own users) is the only provider until federation exists.
+        if p != "COGNITO" {
+            return Err(ApiError::invalid(format!(
+                "The provider {p} does not exist for User Pool {}",
+                pool.id
+            )));
+        }
+    }
     Ok(())
 }
 

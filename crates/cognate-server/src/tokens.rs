@@ -36,7 +36,46 @@ pub fn readable(client: &Client, name: &str) -> bool {
     }
 }
 
-/// Signs a fresh ID and access token for a session.
+/// The scope of the JSON API's access tokens, and the one the API's token-authorized
+/// operations (GetUser, UpdateUserAttributes, …) require, as in Cognito.
+pub const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
+
+/// What an OAuth grant puts into tokens: the scopes granted and, in the ID token, the
+/// client's nonce. Tokens of the JSON API have no grant.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+}
+
+impl Grant {
+    /// The grant a session was opened with, for refreshes (which carry no nonce).
+    pub fn of_session(session: &Session) -> Option<Grant> {
+        session.scope.as_ref().map(|sc| Grant {
+            scopes: sc
+                .split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            nonce: None,
+        })
+    }
+
+    pub fn has(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|x| x == scope)
+    }
+}
+
+/// `at_hash` of an access token (OpenID Connect Core §3.1.3.6, RS256): the left half of
+/// its SHA-256, base64url.
+pub fn at_hash(access_token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes());
+    cognate_crypto::base64url(&d.as_ref()[..16])
+}
+
+/// Signs a fresh access token and, unless an OAuth grant lacks `openid`, an ID token for
+/// a session.
+#[allow(clippy::too_many_arguments)]
 pub async fn sign_pair(
     s: &AppState,
     pool: &Pool,
@@ -45,7 +84,8 @@ pub async fn sign_pair(
     origin_jti: &str,
     auth_time: Millis,
     source: &str,
-) -> Result<(String, String)> {
+    grant: Option<&Grant>,
+) -> Result<(String, Option<String>)> {
     let keys = s.signing_keys(pool)?;
     let groups = if user.groups.is_empty() {
         Vec::new()
@@ -117,7 +157,7 @@ pub async fn sign_pair(
         "origin_jti": origin_jti,
         "event_id": event_id,
         "token_use": "access",
-        "scope": "aws.cognito.signin.user.admin",
+        "scope": grant.map_or_else(|| ADMIN_SCOPE.to_owned(), |g| g.scopes.join(" ")),
         "auth_time": auth_time / 1000,
         "exp": now + client.access_seconds(),
         "iat": now,
@@ -158,15 +198,27 @@ pub async fn sign_pair(
     if let Some(r) = preferred_role {
         id.insert("cognito:preferred_role".into(), Value::from(r));
     }
+    if let Some(nonce) = grant.and_then(|g| g.nonce.as_ref()) {
+        id.insert("nonce".into(), Value::from(nonce.clone()));
+    }
     apply_claim_overrides(&mut id, &details);
-    let id = Value::Object(id);
+    let with_id = grant.is_none_or(|g| g.has("openid"));
+    let with_at_hash = grant.is_some();
     let key = keys
         .first()
         .cloned()
         .ok_or_else(|| ApiError::internal("sign", "pool has no signing key"))?;
     tokio::task::spawn_blocking(
-        move || -> Result<(String, String), cognate_crypto::JwtError> {
-            Ok((key.sign(&access)?, key.sign(&id)?))
+        move || -> Result<(String, Option<String>), cognate_crypto::JwtError> {
+            let access = key.sign(&access)?;
+            if !with_id {
+                return Ok((access, None));
+            }
+            if with_at_hash {
+                id.insert("at_hash".into(), Value::from(at_hash(&access)));
+            }
+            let id = key.sign(&Value::Object(id))?;
+            Ok((access, Some(id)))
         },
     )
     .await
@@ -226,6 +278,50 @@ pub async fn start_session(
     user: &User,
     flow: &str,
 ) -> Result<p::AuthenticationResultType> {
+    let opened = open_session(s, pool, client, key, user, flow, None, None).await?;
+    let (access, id) = sign_pair(
+        s,
+        pool,
+        client,
+        user,
+        &opened.origin_jti,
+        opened.auth_time,
+        "TokenGeneration_Authentication",
+        None,
+    )
+    .await?;
+    Ok(p::AuthenticationResultType {
+        access_token: Some(p::Sensitive(access)),
+        expires_in: Some(client.access_seconds()),
+        token_type: Some("Bearer".into()),
+        refresh_token: Some(p::Sensitive(opened.refresh)),
+        id_token: id.map(p::Sensitive),
+        new_device_metadata: None,
+    })
+}
+
+/// A session just recorded: its id and its refresh token (known only to the caller).
+pub struct Opened {
+    pub origin_jti: String,
+    pub refresh: String,
+    pub auth_time: Millis,
+}
+
+/// Records a new session (the `SignIn` event: lockout counters reset, PostAuthentication
+/// follows) without signing tokens yet. `scope` is the OAuth grant's, `auth_time` the
+/// time the user authenticated when that was earlier (a sign-in remembered by the
+/// hosted pages).
+#[allow(clippy::too_many_arguments)]
+pub async fn open_session(
+    s: &AppState,
+    pool: &Pool,
+    client: &Client,
+    key: &str,
+    user: &User,
+    flow: &str,
+    scope: Option<String>,
+    auth_time: Option<Millis>,
+) -> Result<Opened> {
     let now = now_ms();
     let refresh = new_refresh_token();
     let session = Session {
@@ -237,12 +333,14 @@ pub async fn start_session(
         refresh_hash: s.keyring().token_hash(&refresh),
         previous_hash: None,
         previous_until: 0,
-        auth_time: now,
+        auth_time: auth_time.unwrap_or(now),
         created_at: now,
         expires_at: now + client.refresh_seconds() * 1000,
         generation: user.generation,
         revoked: false,
+        scope,
     };
+    let auth_time = session.auth_time;
     let jti = session.origin_jti.clone();
     s.run(
         Command::SignIn {
@@ -254,23 +352,10 @@ pub async fn start_session(
         now,
     )
     .await?;
-    let (access, id) = sign_pair(
-        s,
-        pool,
-        client,
-        user,
-        &jti,
-        now,
-        "TokenGeneration_Authentication",
-    )
-    .await?;
-    Ok(p::AuthenticationResultType {
-        access_token: Some(p::Sensitive(access)),
-        expires_in: Some(client.access_seconds()),
-        token_type: Some("Bearer".into()),
-        refresh_token: Some(p::Sensitive(refresh)),
-        id_token: Some(p::Sensitive(id)),
-        new_device_metadata: None,
+    Ok(Opened {
+        origin_jti: jti,
+        refresh,
+        auth_time,
     })
 }
 
@@ -287,6 +372,8 @@ pub struct Authorized {
     pub client: Client,
     pub user: User,
     pub username_key: String,
+    /// The token's `scope` claim, split.
+    pub scopes: Vec<String>,
 }
 
 fn issuer_pool(s: &AppState, token: &str) -> Option<String> {
@@ -301,9 +388,21 @@ fn issuer_pool(s: &AppState, token: &str) -> Option<String> {
     iss.strip_prefix(&prefix).map(str::to_owned)
 }
 
+/// Verifies an access token for the JSON API's token-authorized operations: as
+/// `authorize_scoped`, and it must carry `aws.cognito.signin.user.admin`.
+pub async fn authorize(s: &AppState, token: &str) -> Result<Authorized> {
+    let a = authorize_scoped(s, token).await?;
+    if !a.scopes.iter().any(|x| x == ADMIN_SCOPE) {
+        return Err(ApiError::not_authorized(
+            "Access Token does not have required scopes",
+        ));
+    }
+    Ok(a)
+}
+
 /// Verifies an access token: signature by the pool's key, `token_use`, expiry, and that
 /// its session is alive (not revoked or signed out, user and client still there).
-pub async fn authorize(s: &AppState, token: &str) -> Result<Authorized> {
+pub async fn authorize_scoped(s: &AppState, token: &str) -> Result<Authorized> {
     let invalid = || ApiError::not_authorized("Invalid Access Token");
     if token.len() > cognate_crypto::jwt::MAX_TOKEN_LEN {
         return Err(invalid());
@@ -374,11 +473,20 @@ pub async fn authorize(s: &AppState, token: &str) -> Result<Authorized> {
     if claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
         return Err(invalid());
     }
+    let scopes = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect();
     Ok(Authorized {
         username_key: session.username_key,
         pool,
         client,
         user,
+        scopes,
     })
 }
 
@@ -446,6 +554,7 @@ pub async fn refresh(
         &session.origin_jti,
         session.auth_time,
         "TokenGeneration_RefreshTokens",
+        Grant::of_session(&session).as_ref(),
     )
     .await?;
     Ok(p::AuthenticationResultType {
@@ -457,7 +566,7 @@ pub async fn refresh(
         } else {
             None
         },
-        id_token: Some(p::Sensitive(id)),
+        id_token: id.map(p::Sensitive),
         new_device_metadata: None,
     })
 }

@@ -297,8 +297,20 @@ pub fn check_write_attributes(client: &Client, attrs: &BTreeMap<String, String>)
     Ok(())
 }
 
+/// Whether users may sign themselves up (AdminCreateUserConfig.AllowAdminCreateUserOnly).
+pub fn self_sign_up_allowed(pool: &Pool) -> bool {
+    let cfg: p::AdminCreateUserConfigType =
+        get_setting(&pool.settings, "AdminCreateUserConfig").unwrap_or_default();
+    cfg.allow_admin_create_user_only != Some(true)
+}
+
 pub async fn sign_up(s: AppState, r: p::SignUpRequest) -> Result<p::SignUpResponse> {
     let (client, pool) = client_and_pool(&s, &r.client_id).await?;
+    if !self_sign_up_allowed(&pool) {
+        return Err(ApiError::not_authorized(
+            "SignUp is not permitted for this user pool",
+        ));
+    }
     check_secret_hash(
         &s,
         &client,

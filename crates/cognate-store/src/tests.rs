@@ -307,6 +307,7 @@ fn sign_in(jti: &str, expires_at: i64) -> Command {
             expires_at,
             generation: 0,
             revoked: false,
+            scope: None,
         },
         flow: "USER_PASSWORD_AUTH".into(),
     }
@@ -578,6 +579,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                                 - if rng.below(3) == 0 { 86_500_000 } else { 0 },
                             generation: 0,
                             revoked: false,
+                            scope: None,
                         },
                         flow: "USER_PASSWORD_AUTH".into(),
                     }

@@ -11,7 +11,7 @@
 pub mod accounts;
 mod actions;
 mod pages;
-mod session;
+pub(crate) mod session;
 mod views;
 
 #[cfg(test)]
