@@ -66,7 +66,7 @@ pub fn api_router(state: AppState) -> Router {
 }
 
 /// CORS for browser SDKs (amazon-cognito-identity-js, Amplify call the API from pages).
-fn cors_layer(origins: &Option<Vec<String>>) -> CorsLayer {
+pub(crate) fn cors_layer(origins: &Option<Vec<String>>) -> CorsLayer {
     use http::header::HeaderName;
     let headers = [
         "content-type",

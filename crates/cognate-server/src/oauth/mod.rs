@@ -29,16 +29,19 @@ use crate::util::get_setting;
 pub(crate) use authorize::AuthRequest;
 
 /// The routes of one domain, mounted at the root (found by `Host`) and under
-/// `/domains/{domain}`.
-fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/oauth2/authorize", get(authorize::authorize))
+/// `/domains/{domain}`. The endpoints a single-page app calls with `fetch` (token,
+/// userInfo, revoke) answer cross-origin requests; the pages do not.
+fn routes(cors: tower_http::cors::CorsLayer) -> Router<AppState> {
+    let endpoints = Router::new()
         .route("/oauth2/token", post(token::token))
         .route(
             "/oauth2/userInfo",
             get(endpoints::userinfo).post(endpoints::userinfo),
         )
         .route("/oauth2/revoke", post(endpoints::revoke))
+        .layer(cors);
+    let pages = Router::new()
+        .route("/oauth2/authorize", get(authorize::authorize))
         .route("/logout", get(endpoints::logout).post(endpoints::logout))
         .route("/login", get(pages::login_page).post(pages::login))
         .route("/signup", get(pages::signup_page).post(pages::signup))
@@ -54,13 +57,15 @@ fn routes() -> Router<AppState> {
         )
         .route("/challenge", post(pages::challenge))
         .route("/static/hosted.css", get(pages::stylesheet))
-        .layer(axum::middleware::map_response(pages::security_headers))
+        .layer(axum::middleware::map_response(pages::security_headers));
+    endpoints.merge(pages)
 }
 
 pub fn router(state: AppState) -> Router {
+    let cors = || crate::cors_layer(&state.config().cors_origins);
     Router::new()
-        .merge(routes())
-        .nest("/domains/{domain}", routes())
+        .merge(routes(cors()))
+        .nest("/domains/{domain}", routes(cors()))
         .with_state(state)
 }
 
