@@ -19,9 +19,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// One request to send: headers besides `host` (which the driver sets) and a body.
-/// Always `POST /`, the only route of the Cognito wire API.
+/// Always a `POST`: to `/` for the Cognito wire API, or to a domain's token endpoint.
 #[derive(Debug, Clone)]
 pub struct Request {
+    pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
@@ -89,7 +90,7 @@ impl Outcome {
         self.merge(other);
     }
 
-    fn fail(&mut self, error: String) {
+    pub fn fail(&mut self, error: String) {
         self.failed += 1;
         if self.first_error.is_none() {
             self.first_error = Some(error);
@@ -153,7 +154,7 @@ async fn connect(addr: SocketAddr) -> Result<Sender> {
 async fn send(sender: &mut Sender, addr: SocketAddr, req: Request) -> Result<(u16, Bytes)> {
     let mut builder = hyper::Request::builder()
         .method(hyper::Method::POST)
-        .uri("/")
+        .uri(req.path.as_str())
         .header(hyper::header::HOST, addr.to_string());
     for (name, value) in &req.headers {
         builder = builder.header(name.as_str(), value.as_str());
@@ -218,6 +219,37 @@ pub async fn one(addr: SocketAddr, req: Request) -> Result<(u16, Bytes)> {
     tokio::time::timeout(Duration::from_secs(30), send(&mut sender, addr, req))
         .await
         .context("no answer within 30 s")?
+}
+
+/// Any request on a fresh connection, with the status, headers and body: for set-up
+/// steps that follow redirects and cookies by hand (the OAuth phase).
+pub async fn exchange(
+    addr: SocketAddr,
+    method: hyper::Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<(u16, hyper::HeaderMap, Bytes)> {
+    check_loopback(addr)?;
+    let mut sender = connect(addr).await?;
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, addr.to_string());
+    for (k, v) in headers {
+        builder = builder.header(*k, v.as_str());
+    }
+    let request = builder.body(Full::new(body))?;
+    tokio::time::timeout(Duration::from_secs(30), async move {
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, headers, body))
+    })
+    .await
+    .context("no answer within 30 s")?
 }
 
 /// `GET path` on a fresh connection (the daemon's `/metrics`), with the status and body.

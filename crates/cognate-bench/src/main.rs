@@ -9,6 +9,7 @@
 mod listusers;
 mod load;
 mod nats;
+mod oauth;
 mod oracle;
 mod procs;
 mod store;
@@ -90,10 +91,14 @@ enum Phase {
     /// SignUp with and without a PreSignUp worker, and the outbox, with nats-server.
     #[value(name = "nats")]
     Nats,
+    /// A domain's token endpoint (client_credentials, authorization-code exchange)
+    /// against RS256 signing in process.
+    #[value(name = "oauth")]
+    OAuth,
 }
 
 impl Phase {
-    const ALL: [Phase; 8] = [
+    const ALL: [Phase; 9] = [
         Phase::Argon2,
         Phase::SignUp,
         Phase::SignIn,
@@ -102,6 +107,7 @@ impl Phase {
         Phase::Store,
         Phase::ListUsers,
         Phase::Nats,
+        Phase::OAuth,
     ];
 
     fn name(self) -> String {
@@ -168,6 +174,8 @@ const SIGN_IN_TARGET: f64 = 0.85;
 const GET_USER_TARGET: f64 = 0.25;
 const GROUP_COMMIT_TARGET: f64 = 10.0;
 const LIST_USERS_P99_MS: f64 = 10.0;
+/// Token-endpoint answers as a share of the RS256 signatures they need.
+const TOKEN_ENDPOINT_TARGET: f64 = 0.5;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -248,6 +256,7 @@ impl Api {
 
     fn unsigned(&self, op: &str, body: &Value) -> Request {
         Request {
+            path: "/".into(),
             headers: vec![
                 ("content-type".into(), CONTENT_TYPE.into()),
                 (
@@ -745,6 +754,50 @@ async fn bench(cli: Cli) -> Result<()> {
             Target::Share,
         ));
         notes.extend(nats_notes(&r));
+    }
+
+    // The token endpoint against RS256 signing.
+    if runs(Phase::OAuth) {
+        steps.next("token endpoint: client_credentials and code exchange vs RS256 signing");
+        let r = oauth::run(oauth::Setup {
+            daemon_bin: &daemon_bin,
+            dir: run_dir.path(),
+            creds: &creds,
+            plan: &plan,
+            codes: if cli.quick { 1_200 } else { 6_000 },
+        })
+        .await?;
+        rows.push(Row::http("RS256 signatures (in process)", &r.signing));
+        rows.push(Row::http(
+            "/oauth2/token client_credentials",
+            &r.client_credentials,
+        ));
+        rows.push(Row::http(
+            "/oauth2/authorize, signed in (setup)",
+            &r.code_made,
+        ));
+        rows.push(Row::http(
+            "/oauth2/token authorization_code",
+            &r.code_exchange,
+        ));
+        let signing = r.signing.rate();
+        checks.push(Check::new(
+            "client_credentials / RS256 (1 token each)",
+            ratio(r.client_credentials.rate(), signing),
+            Target::AtLeastShare(TOKEN_ENDPOINT_TARGET),
+        ));
+        checks.push(Check::new(
+            "code exchange x2 / RS256 (2 tokens each)",
+            ratio(2.0 * r.code_exchange.rate(), signing),
+            Target::AtLeastShare(TOKEN_ENDPOINT_TARGET),
+        ));
+        if r.code_exchange.ok.len() as u64 >= r.code_made.ok.len() as u64 {
+            notes.push(format!(
+                "code exchange: all {} codes made beforehand were exchanged before the phase's end; its rate covers {:.1} s",
+                r.code_made.ok.len(),
+                r.code_exchange.elapsed.as_secs_f64()
+            ));
+        }
     }
 
     print_report(&rows, &checks);

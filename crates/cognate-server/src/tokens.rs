@@ -69,8 +69,7 @@ impl Grant {
 /// `at_hash` of an access token (OpenID Connect Core §3.1.3.6, RS256): the left half of
 /// its SHA-256, base64url.
 pub fn at_hash(access_token: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes());
-    cognate_crypto::base64url(&d.as_ref()[..16])
+    cognate_crypto::base64url(&cognate_crypto::sha256(access_token.as_bytes())[..16])
 }
 
 /// Signs a fresh access token and, unless an OAuth grant lacks `openid`, an ID token for

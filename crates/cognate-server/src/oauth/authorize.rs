@@ -66,8 +66,7 @@ impl IntoResponse for Refusal {
 
 /// base64url(SHA-256(verifier)), the S256 code challenge (RFC 7636 §4.2).
 pub(crate) fn s256(verifier: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    cognate_crypto::base64url(d.as_ref())
+    cognate_crypto::base64url(&cognate_crypto::sha256(verifier.as_bytes()))
 }
 
 fn pkce_chars(x: &str) -> bool {

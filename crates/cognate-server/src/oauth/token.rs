@@ -200,6 +200,9 @@ async fn authorization_code(
                 .await;
             return Err(invalid_grant("The authorization code was already used."));
         }
+        if e.kind == ErrorKind::LimitExceeded {
+            return Err(OAuthError::new("invalid_request", e.message));
+        }
         return Err(OAuthError::server(e.message));
     }
     let (pid, key, jti) = (pool.id.clone(), code.user.clone(), code.jti.clone());
