@@ -1302,3 +1302,140 @@ async fn discovery_lists_the_domain_endpoints_and_clients_are_validated() {
         .await
         .unwrap();
 }
+
+/// The pages run the API's triggers: PreSignUp refuses or auto-confirms a sign-up on the
+/// sign-up page, PreTokenGeneration (source TokenGeneration_HostedAuth) shapes the tokens
+/// of the code exchange, and its refresh (TokenGeneration_RefreshTokens).
+#[tokio::test]
+async fn nats_hosted_pages_run_the_pools_triggers() {
+    use crate::nats::{Env, Seen, seen, trigger_pool};
+    use cognate_worker::{Refuse, StringMap};
+    use std::sync::Arc;
+
+    let env = Env::start().await;
+    let pool = trigger_pool(&env.c, &["PreSignUp", "PreTokenGeneration"], &[]).await;
+    env.c
+        .create_user_pool_domain()
+        .user_pool_id(&pool)
+        .domain("triggered")
+        .send()
+        .await
+        .unwrap();
+    let (client, _) = oauth_client(
+        &env.c,
+        &pool,
+        &[OAuthFlowType::Code],
+        &["openid", "email"],
+        false,
+    )
+    .await;
+    let sources: Seen<String> = seen();
+    let rec = Arc::clone(&sources);
+    let _w = env
+        .worker(&pool)
+        .pre_sign_up(|mut ev| async move {
+            if ev.user_name.starts_with("blocked") {
+                return Err(Refuse::new("This name is blocked"));
+            }
+            ev.response.auto_confirm_user = true;
+            Ok(ev)
+        })
+        .pre_token_generation(move |mut ev| {
+            let rec = Arc::clone(&rec);
+            async move {
+                rec.lock().unwrap().push(ev.trigger_source.clone());
+                ev.response.claims_override_details = Some(cognate_worker::ClaimsOverrideDetails {
+                    claims_to_add_or_override: Some(StringMap::from([(
+                        "tier".into(),
+                        "gold".into(),
+                    )])),
+                    ..Default::default()
+                });
+                Ok(ev)
+            }
+        })
+        .build()
+        .start()
+        .await
+        .unwrap();
+
+    let base = "/domains/triggered";
+    let mut b = Browser::new(&env.d);
+    let (url, verifier) = authorize_url(base, &client, "");
+    b.browse(&url).await;
+    let page = b
+        .get(&format!("{base}/signup?{}", url.split_once('?').unwrap().1))
+        .await;
+    let refused = b
+        .submit(
+            &page,
+            "signup-form",
+            &[
+                ("username", "blocked-bob"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        refused.body.contains("This name is blocked"),
+        "{}",
+        refused.body
+    );
+    assert_code(
+        env.c
+            .admin_get_user()
+            .user_pool_id(&pool)
+            .username("blocked-bob")
+            .send()
+            .await,
+        "UserNotFoundException",
+    );
+    // Auto-confirmed by the trigger: no code page, straight back signed in.
+    let back = b
+        .submit(
+            &page,
+            "signup-form",
+            &[
+                ("username", "gwen"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    let code = back.redirect_params()["code"].clone();
+    let (status, tokens) = token_request(
+        &env.d,
+        base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["tier"], "gold");
+    let (status, r) = token_request(
+        &env.d,
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(claims(r["id_token"].as_str().unwrap())["tier"], "gold");
+    assert_eq!(
+        *sources.lock().unwrap(),
+        vec![
+            "TokenGeneration_HostedAuth".to_owned(),
+            "TokenGeneration_RefreshTokens".to_owned()
+        ]
+    );
+}
