@@ -4,6 +4,7 @@
 // The binary: $COGNATE_BIN, else target/debug/cognate of this checkout.
 
 import { spawn } from 'node:child_process';
+import { Agent } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,11 @@ function binary() {
   return bin;
 }
 
-export async function startDaemon() {
+/**
+ * `args`: more daemon flags (e.g. `--tls-cert`); `ca`: a PEM certificate the admin client
+ * trusts (for a daemon serving https with a certificate the test made).
+ */
+export async function startDaemon({ args = [], ca } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cognate-node-'));
   const accessKeyId = 'AKIA' + randomBytes(8).toString('hex').toUpperCase();
   const secretAccessKey = randomBytes(20).toString('hex');
@@ -44,7 +49,7 @@ export async function startDaemon() {
     RUST_LOG: 'warn',
     NO_COLOR: '1',
   });
-  const child = spawn(binary(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+  const child = spawn(binary(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'), ...args], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -70,6 +75,7 @@ export async function startDaemon() {
     endpoint,
     region: REGION,
     credentials: { accessKeyId, secretAccessKey },
+    ...(ca ? { requestHandler: { httpsAgent: new Agent({ ca }) } } : {}),
   });
 
   /** The code of the next unused message of `kind` for `username`. */
