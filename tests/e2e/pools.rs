@@ -719,6 +719,6 @@ async fn pool_tags_by_arn_change_only_the_keys_named() {
         json!({ "ResourceArn": arn }).to_string(),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert_eq!(body["__type"], "MissingAuthenticationTokenException");
 }
