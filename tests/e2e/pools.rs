@@ -1,6 +1,6 @@
 //! User pool management: CreateUserPool/DescribeUserPool round trip of every setting,
 //! UpdateUserPool, DeleteUserPool with deletion protection, ListUserPools paging,
-//! AddCustomAttributes.
+//! AddCustomAttributes, and tags by ARN (TagResource, UntagResource, ListTagsForResource).
 
 use std::collections::BTreeSet;
 
@@ -601,4 +601,124 @@ async fn add_custom_attributes() {
             .await,
         "ResourceNotFoundException",
     );
+}
+
+/// TagResource, UntagResource and ListTagsForResource on a pool's ARN change exactly the
+/// keys they name, leave the rest of UserPoolTags alone, and show in DescribeUserPool.
+#[tokio::test]
+async fn pool_tags_by_arn_change_only_the_keys_named() {
+    let d = Daemon::start().await;
+    let c = sdk(&d);
+    let created = c
+        .create_user_pool()
+        .pool_name("tagged")
+        .user_pool_tags("team", "storefront")
+        .user_pool_tags("stage", "dev")
+        .send()
+        .await
+        .unwrap();
+    let pool = created.user_pool().unwrap();
+    let (id, arn) = (
+        pool.id().unwrap().to_owned(),
+        pool.arn().unwrap().to_owned(),
+    );
+    assert_eq!(
+        arn,
+        format!(
+            "arn:aws:cognito-idp:{}:000000000000:userpool/{id}",
+            d.region()
+        )
+    );
+
+    c.tag_resource()
+        .resource_arn(&arn)
+        .tags("stage", "prod")
+        .tags("owner", "ops")
+        .send()
+        .await
+        .unwrap();
+    let listed = c
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let tags = listed.tags().unwrap();
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    assert_eq!(tags["team"], "storefront");
+    assert_eq!(tags["stage"], "prod");
+    assert_eq!(tags["owner"], "ops");
+
+    c.untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("stage")
+        .tag_keys("never-set")
+        .send()
+        .await
+        .unwrap();
+    let described = c
+        .describe_user_pool()
+        .user_pool_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let tags = described.user_pool().unwrap().user_pool_tags().unwrap();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert_eq!(tags["team"], "storefront");
+    assert_eq!(tags["owner"], "ops");
+
+    // Tagging touches nothing else of the pool.
+    assert_eq!(described.user_pool().unwrap().name(), Some("tagged"));
+
+    // A pool that does not exist, an ARN that names no pool, a reserved key.
+    let gone = format!(
+        "arn:aws:cognito-idp:{}:000000000000:userpool/{}_nothere00",
+        d.region(),
+        d.region()
+    );
+    let err = c
+        .list_tags_for_resource()
+        .resource_arn(&gone)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_resource_not_found_exception(), "{err:?}");
+    let err = c
+        .tag_resource()
+        .resource_arn(&gone)
+        .tags("a", "b")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_resource_not_found_exception(), "{err:?}");
+    let err = c
+        .tag_resource()
+        .resource_arn("arn:aws:lambda:us-east-1:000000000000:function:f")
+        .tags("a", "b")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_parameter_exception(), "{err:?}");
+    let err = c
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("aws:owner", "me")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_parameter_exception(), "{err:?}");
+
+    // Tagging is an admin operation: an unsigned call is refused.
+    let (status, _, body) = raw_post(
+        &d,
+        "ListTagsForResource",
+        json!({ "ResourceArn": arn }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["__type"], "MissingAuthenticationTokenException");
 }

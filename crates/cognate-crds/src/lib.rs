@@ -155,6 +155,115 @@ pub struct UserPoolSpec {
     /// Tags on the pool. Keys starting with `cognate.io/` are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+
+    /// The pool's domain, which makes it an OAuth 2.0 / OpenID provider (sign-in by
+    /// redirect, token endpoint). Removing it deletes the domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<PoolDomain>,
+
+    /// OAuth 2.0 resource servers with their custom scopes (`<identifier>/<scope>`);
+    /// one removed from the list is deleted from the pool.
+    #[serde(default)]
+    #[schemars(length(max = 25))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["identifier"]))]
+    pub resource_servers: Vec<ResourceServer>,
+}
+
+/// A user pool domain: exactly one of a prefix (served as `<prefix>.<domain suffix>`)
+/// and a custom domain with its certificate, as in Cognito. Either is also served under
+/// `<public-url>/domains/<domain>/`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("has(self.prefix) != has(self.customDomain)")
+    .message("spec.domain needs exactly one of prefix and customDomain"))]
+#[serde(rename_all = "camelCase")]
+pub struct PoolDomain {
+    /// Lowercase letters, digits and hyphens (not at either end), without the reserved
+    /// words `aws`, `amazon` and `cognito`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?$")
+    )]
+    #[x_kube(validation = Rule::new(
+        "!self.contains('aws') && !self.contains('amazon') && !self.contains('cognito')"
+    ).message("spec.domain.prefix cannot contain the reserved words aws, amazon or cognito"))]
+    pub prefix: Option<String>,
+    /// A domain of your own, such as `auth.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_domain: Option<CustomDomain>,
+    /// 1: the classic hosted UI; 2: managed login.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 2))]
+    pub managed_login_version: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+impl PoolDomain {
+    /// The domain's name in the daemon: the prefix, or the custom domain's host name.
+    pub fn name(&self) -> Option<&str> {
+        self.prefix
+            .as_deref()
+            .or(self.custom_domain.as_ref().map(|c| c.domain.as_str()))
+    }
+}
+
+/// A custom domain. Cognito requires a certificate (an ACM ARN) for it; cognate keeps
+/// the ARN and serves the domain with the daemon's own TLS settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomDomain {
+    /// A host name of at least two lowercase labels.
+    #[schemars(
+        length(min = 3, max = 253),
+        regex(
+            pattern = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+        )
+    )]
+    pub domain: String,
+    /// `arn:aws:acm:<region>:<account>:certificate/<id>`.
+    #[schemars(
+        length(min = 20, max = 2048),
+        regex(
+            pattern = r"^arn:[\w+=/,.@-]+:[\w+=/,.@-]+:([\w+=/,.@-]*)?:[0-9]+:[\w+=/,.@-]+(:[\w+=/,.@-]+)?(:[\w+=/,.@-]+)?$"
+        )
+    )]
+    pub certificate_arn: String,
+}
+
+/// An OAuth 2.0 resource server (an API) and the scopes clients may be granted on it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceServer {
+    /// Usually the API's URL, such as `https://api.example.com`; scopes are
+    /// `<identifier>/<scope name>`.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[\x21\x23-\x5B\x5D-\x7E]+$")
+    )]
+    pub identifier: String,
+    /// A friendly name.
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[\w\s+=,.@-]+$"))]
+    pub name: String,
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub scopes: Vec<ResourceServerScope>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceServerScope {
+    /// Printable ASCII without spaces, `"`, `\\` or `/`.
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[\x21\x23-\x2E\x30-\x5B\x5D-\x7E]+$")
+    )]
+    pub name: String,
+    #[schemars(length(min = 1, max = 256))]
+    pub description: String,
 }
 
 /// How to reach a daemon's admin API.
@@ -447,6 +556,15 @@ pub struct UserPoolStatus {
     /// The daemon endpoint the pool lives in (AppClient Secrets copy it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The domain this resource configured in the daemon (AppClient Secrets derive the
+    /// authorize and token URLs from it); only it is deleted when `spec.domain` goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Identifiers of the resource servers this resource configured; only these are
+    /// deleted when they leave `spec.resourceServers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 25))]
+    pub resource_servers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, `SchemaAccepted`: one entry per type.
@@ -481,6 +599,24 @@ pub struct UserPoolStatus {
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new(
+    "!(self.allowedOAuthFlows.exists(f, f == 'client_credentials') && self.allowedOAuthFlows.exists(f, f != 'client_credentials'))"
+).message("allowedOAuthFlows: client_credentials cannot be combined with code or implicit"))]
+#[x_kube(validation = Rule::new(
+    "!self.allowedOAuthFlows.exists(f, f == 'client_credentials') || self.generateSecret"
+).message("allowedOAuthFlows: client_credentials needs a client secret (generateSecret: true)"))]
+#[x_kube(validation = Rule::new(
+    "!self.allowedOAuthFlows.exists(f, f == 'client_credentials') || self.allowedOAuthScopes.all(s, s.contains('/'))"
+).message("allowedOAuthScopes: client_credentials grants only custom scopes (<resource server identifier>/<scope>)"))]
+#[x_kube(validation = Rule::new(
+    "!self.allowedOAuthFlowsUserPoolClient || (size(self.allowedOAuthFlows) > 0 && size(self.allowedOAuthScopes) > 0)"
+).message("allowedOAuthFlowsUserPoolClient needs allowedOAuthFlows and allowedOAuthScopes"))]
+#[x_kube(validation = Rule::new(
+    "!self.allowedOAuthFlows.exists(f, f != 'client_credentials') || size(self.callbackUrls) > 0"
+).message("allowedOAuthFlows: code and implicit need at least one callbackUrls entry"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.defaultRedirectUri) || self.defaultRedirectUri in self.callbackUrls"
+).message("defaultRedirectUri must be one of callbackUrls"))]
 #[serde(rename_all = "camelCase")]
 pub struct AppClientSpec {
     /// The UserPool (same namespace) this client belongs to (immutable).
@@ -509,12 +645,46 @@ pub struct AppClientSpec {
     /// Answer unknown users like wrong passwords (Cognito's `ENABLED`).
     #[serde(default = "yes")]
     pub prevent_user_existence_errors: bool,
+    /// Where the authorize endpoint may send users back to (Cognito's `CallbackURLs`):
+    /// `https`, `http://localhost` or an app scheme (`myapp://`), without a fragment.
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 1024)))]
+    #[x_kube(validation = Rule::new(URL_LIST_RULE).message(URL_MESSAGE))]
     pub callback_urls: Vec<String>,
+    /// Where the logout endpoint may send users (Cognito's `LogoutURLs`), same rules.
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 1024)))]
+    #[x_kube(validation = Rule::new(URL_LIST_RULE).message(URL_MESSAGE))]
     pub logout_urls: Vec<String>,
+    /// The redirect used when a request names none; must be one of `callbackUrls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new(URL_RULE).message(URL_MESSAGE))]
+    pub default_redirect_uri: Option<String>,
+    /// OAuth 2.0 grants at the pool's domain: `code` and `implicit` sign users in by
+    /// redirect, `client_credentials` is for machines (needs a secret, custom scopes only).
+    #[serde(default, rename = "allowedOAuthFlows")]
+    #[schemars(length(max = 3))]
+    pub allowed_oauth_flows: Vec<OAuthFlow>,
+    /// Scopes the client may be granted: `openid`, `email`, `phone`, `profile`,
+    /// `aws.cognito.signin.user.admin`, or a resource server's `<identifier>/<scope>`.
+    #[serde(default, rename = "allowedOAuthScopes")]
+    #[schemars(
+        length(max = 50),
+        inner(
+            length(min = 1, max = 256),
+            regex(pattern = r"^[\x21\x23-\x5B\x5D-\x7E]+$")
+        )
+    )]
+    pub allowed_oauth_scopes: Vec<String>,
+    /// Turns the OAuth 2.0 settings above on (Cognito's `AllowedOAuthFlowsUserPoolClient`).
+    #[serde(default, rename = "allowedOAuthFlowsUserPoolClient")]
+    pub allowed_oauth_flows_user_pool_client: bool,
+    /// Identity providers users of this client sign in with; `COGNITO` is the pool's own
+    /// users. Empty means none (as in Cognito).
+    #[serde(default)]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 32)))]
+    pub supported_identity_providers: Vec<String>,
     /// `false` removes the client from the daemon (its tokens stop refreshing) and empties
     /// the Secret; turning it back on creates a new client id.
     #[serde(default = "yes")]
@@ -522,6 +692,31 @@ pub struct AppClientSpec {
     /// Name of the Secret to write; defaults to the resource name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+}
+
+/// A redirect URL as Cognito accepts one: absolute, no fragment, `https` unless it is
+/// `http://localhost` (for development), or an app's own scheme.
+const URL_RULE: &str = "!self.contains('#') && self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:[^ ]+$') && (!self.lowerAscii().startsWith('http:') || self.matches('^http://localhost(:[0-9]+)?(/.*)?$'))";
+const URL_LIST_RULE: &str = "self.all(u, !u.contains('#') && u.matches('^[a-zA-Z][a-zA-Z0-9+.-]*:[^ ]+$') && (!u.lowerAscii().startsWith('http:') || u.matches('^http://localhost(:[0-9]+)?(/.*)?$')))";
+const URL_MESSAGE: &str = "redirect URLs must be absolute, without a fragment, and https (http only for http://localhost) or an app scheme such as myapp://";
+
+/// An OAuth 2.0 grant an app client may use.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthFlow {
+    Code,
+    Implicit,
+    ClientCredentials,
+}
+
+impl OAuthFlow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Implicit => "implicit",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

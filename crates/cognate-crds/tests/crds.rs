@@ -352,3 +352,126 @@ fn the_schema_check_catches_bad_manifests() {
     let errs = violations(&up, &bad);
     assert_eq!(errs.len(), 4, "{errs:#?}");
 }
+
+// ------------------------------------------------------------------ OAuth rules
+
+fn client_refused(c: &AppClient, words: &str) {
+    let err = c.validate_cel().expect_err("the client should be refused");
+    let text = err.to_string();
+    assert!(text.contains(words), "{words:?} not in {text}");
+}
+
+#[test]
+fn cel_accepts_the_oauth_examples_and_local_or_app_redirects() {
+    client().validate_cel().unwrap();
+    let machine: AppClient = serde_json::from_value(example("appclient-machine.yaml")).unwrap();
+    machine.validate_cel().unwrap();
+    let mut c = client();
+    c.spec.callback_urls = vec![
+        "http://localhost:8080/cb".into(),
+        "http://localhost".into(),
+        "myapp://signed-in".into(),
+        "https://shop.example.com/cb?x=1".into(),
+    ];
+    c.spec.default_redirect_uri = Some("myapp://signed-in".into());
+    c.validate_cel().unwrap();
+}
+
+#[test]
+fn cel_refuses_oauth_settings_cognito_refuses() {
+    let mut c = client();
+    c.spec.allowed_oauth_flows = vec![OAuthFlow::Code, OAuthFlow::ClientCredentials];
+    client_refused(&c, "client_credentials cannot be combined");
+
+    let mut c: AppClient = serde_json::from_value(example("appclient-machine.yaml")).unwrap();
+    c.spec.generate_secret = false;
+    client_refused(&c, "needs a client secret");
+
+    let mut c: AppClient = serde_json::from_value(example("appclient-machine.yaml")).unwrap();
+    c.spec.allowed_oauth_scopes.push("openid".into());
+    client_refused(&c, "only custom scopes");
+
+    let mut c = client();
+    c.spec.allowed_oauth_flows.clear();
+    client_refused(&c, "needs allowedOAuthFlows and allowedOAuthScopes");
+
+    let mut c = client();
+    c.spec.callback_urls.clear();
+    c.spec.default_redirect_uri = None;
+    client_refused(&c, "need at least one callbackUrls entry");
+
+    let mut c = client();
+    c.spec.default_redirect_uri = Some("https://elsewhere.example.com/".into());
+    client_refused(&c, "defaultRedirectUri must be one of callbackUrls");
+
+    for bad in [
+        "http://shop.example.com/callback",
+        "http://localhost.evil.example.com/cb",
+        "https://shop.example.com/cb#frag",
+        "/relative/path",
+        "HTTP://shop.example.com/",
+    ] {
+        let mut c = client();
+        c.spec.callback_urls.push(bad.into());
+        client_refused(&c, "redirect URLs must be absolute");
+        let mut c = client();
+        c.spec.logout_urls = vec![bad.into()];
+        client_refused(&c, "redirect URLs must be absolute");
+    }
+}
+
+#[test]
+fn cel_wants_exactly_one_kind_of_domain_without_reserved_words() {
+    let refused = |d: Value, words: &str| {
+        let mut p = pool();
+        p.spec.domain = Some(serde_json::from_value(d).unwrap());
+        let err = p.validate_cel().expect_err("refused").to_string();
+        assert!(err.contains(words), "{words:?} not in {err}");
+    };
+    refused(
+        json!({ "prefix": "shop", "customDomain": {
+            "domain": "auth.example.com", "certificateArn": "arn:aws:acm:us-east-1:1:certificate/x" } }),
+        "exactly one of prefix and customDomain",
+    );
+    refused(json!({}), "exactly one of prefix and customDomain");
+    refused(json!({ "prefix": "mycognito" }), "reserved words");
+    let mut p = pool();
+    p.spec.domain = Some(
+        serde_json::from_value(json!({ "customDomain": {
+            "domain": "auth.example.com", "certificateArn": "arn:aws:acm:us-east-1:1:certificate/x" } }))
+        .unwrap(),
+    );
+    p.validate_cel().unwrap();
+    // Domains and resource servers may change after creation.
+    let old = pool();
+    let mut new = old.clone();
+    new.spec.domain = None;
+    new.spec.resource_servers.clear();
+    new.validate_cel_update(&old).unwrap();
+}
+
+#[test]
+fn oauth_fields_have_the_cognito_names_and_bounds_in_the_schema() {
+    let ac = appclient_yaml().unwrap();
+    for field in [
+        "allowedOAuthFlows:",
+        "allowedOAuthScopes:",
+        "allowedOAuthFlowsUserPoolClient:",
+        "defaultRedirectUri:",
+        "supportedIdentityProviders:",
+        "- client_credentials",
+    ] {
+        assert!(ac.contains(field), "{field} missing from the AppClient CRD");
+    }
+    let up = schema_of(&userpool_yaml().unwrap());
+    let rs = &up["properties"]["spec"]["properties"]["resourceServers"];
+    assert_eq!(rs["maxItems"], 25);
+    assert_eq!(rs["x-kubernetes-list-map-keys"], json!(["identifier"]));
+    let domain = &up["properties"]["spec"]["properties"]["domain"];
+    assert!(
+        domain["properties"]["customDomain"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("certificateArn"))
+    );
+}

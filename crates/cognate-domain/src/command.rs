@@ -34,6 +34,9 @@ pub fn lockout_ms(failures_including_this: u32) -> Millis {
     (1000i64 << exp).min(MAX_LOCKOUT_MS)
 }
 
+/// Where a pool's tags live among its opaque settings (the wire's `UserPoolTags`).
+pub const POOL_TAGS: &str = "UserPoolTags";
+
 #[derive(Debug, Clone)]
 pub enum Command {
     CreatePool {
@@ -41,6 +44,14 @@ pub enum Command {
     },
     UpdatePool {
         pool: Pool,
+    },
+    /// TagResource / UntagResource: sets `tags` and removes `untag` in the pool's
+    /// `UserPoolTags`, decided against the current pool so that concurrent taggers (one
+    /// per AppClient in the operator) never overwrite each other's keys.
+    TagPool {
+        pool_id: String,
+        tags: BTreeMap<String, String>,
+        untag: Vec<String>,
     },
     AddCustomAttributes {
         pool_id: String,
@@ -393,6 +404,32 @@ pub fn decide<V: View>(
             pool.resource_servers = old.resource_servers;
             let id = pool.id.clone();
             Ok(ok(&id, &id, Event::PoolUpdated { pool }))
+        }
+        Command::TagPool {
+            pool_id,
+            tags,
+            untag,
+        } => {
+            let mut pool = pool_of(v, pool_id)?;
+            let mut current: BTreeMap<String, String> = pool
+                .settings
+                .get(POOL_TAGS)
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or_default();
+            for k in untag {
+                current.remove(k);
+            }
+            current.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if current.is_empty() {
+                pool.settings.remove(POOL_TAGS);
+            } else {
+                pool.settings.insert(
+                    POOL_TAGS.to_owned(),
+                    serde_json::to_value(&current)
+                        .map_err(|e| DomainError::invalid(format!("Tags cannot be stored: {e}")))?,
+                );
+            }
+            Ok(ok(pool_id, pool_id, Event::PoolUpdated { pool }))
         }
         Command::AddCustomAttributes {
             pool_id,

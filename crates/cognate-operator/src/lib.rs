@@ -11,6 +11,7 @@ pub mod context;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod oauth;
 pub mod userpool;
 
 pub use context::{Context, DaemonDefaults};

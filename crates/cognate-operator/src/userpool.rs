@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::conditions::{Cond, READY, SCHEMA_ACCEPTED, merge};
 use crate::context::{Context, Daemon, key};
-use crate::{Error, FIELD_MANAGER, FINALIZER, Result};
+use crate::{Error, FIELD_MANAGER, FINALIZER, Result, oauth};
 
 pub const KIND: &str = "UserPool";
 /// Tag that ties a daemon pool to the resource that created it (for adoption).
@@ -90,6 +90,7 @@ enum Outcome {
     Synced {
         pool_id: String,
         changes: Vec<String>,
+        oauth: oauth::Synced,
     },
     Refused {
         pool_id: String,
@@ -114,7 +115,11 @@ async fn apply(up: &UserPool, ctx: &Context, api: &Api<UserPool>) -> Result<Acti
         }
     };
     match sync(up, ctx, &daemon).await {
-        Ok(Outcome::Synced { pool_id, changes }) => {
+        Ok(Outcome::Synced {
+            pool_id,
+            changes,
+            oauth,
+        }) => {
             let conds = [
                 Cond::new(
                     READY,
@@ -132,6 +137,8 @@ async fn apply(up: &UserPool, ctx: &Context, api: &Api<UserPool>) -> Result<Acti
             let mut st = status_with(&old, up, &conds, Some(&daemon));
             st.issuer_url = Some(daemon.issuer(&pool_id));
             st.pool_id = Some(pool_id);
+            st.domain = oauth.domain;
+            st.resource_servers = oauth.resource_servers;
             patch_status(api, up, st).await?;
             if !changes.is_empty() {
                 tracing::info!(changes = ?changes, "pool reconciled");
@@ -188,6 +195,8 @@ fn status_with(
         endpoint: daemon
             .map(|d| d.endpoint.clone())
             .or_else(|| old.endpoint.clone()),
+        domain: old.domain.clone(),
+        resource_servers: old.resource_servers.clone(),
         observed_generation: generation,
         conditions: merge(
             &old.conditions,
@@ -256,10 +265,11 @@ async fn sync(up: &UserPool, ctx: &Context, daemon: &Daemon) -> Result<Outcome> 
             .call("CreateUserPool", &req)
             .await
             .map_err(|e| Error::from_admin("CreateUserPool", e))?;
-        let pool_id = resp
+        let created = resp
             .user_pool
-            .and_then(|p| p.id)
+            .filter(|p| p.id.is_some())
             .ok_or_else(|| Error::Invalid("CreateUserPool answered without a pool id".into()))?;
+        let pool_id = created.id.clone().unwrap_or_default();
         ctx.event(
             up,
             false,
@@ -268,9 +278,13 @@ async fn sync(up: &UserPool, ctx: &Context, daemon: &Daemon) -> Result<Outcome> 
             format!("created pool {pool_id}"),
         )
         .await;
+        let oauth = oauth::sync(up, daemon, &created, None, &[]).await?;
+        let mut changes = vec!["created".to_owned()];
+        changes.extend(oauth.changes.iter().cloned());
         return Ok(Outcome::Synced {
             pool_id,
-            changes: vec!["created".into()],
+            changes,
+            oauth,
         });
     };
     let pool_id = current.id.clone().unwrap_or_default();
@@ -305,11 +319,17 @@ async fn sync(up: &UserPool, ctx: &Context, daemon: &Daemon) -> Result<Outcome> 
         changes.push(format!("added {}", names.join(", ")));
     }
     let desired = desired_mutable(up);
-    let actual = serde_json::to_value(&current).unwrap_or_default();
+    let mut actual = serde_json::to_value(&current).unwrap_or_default();
+    // AppClients keep their own tags on the pool (their adoption record): they are not
+    // this resource's to compare, and an update must carry them over.
+    let client_tags = take_client_tags(&mut actual);
     let drifted = drift(&desired, &actual);
     if !drifted.is_empty() {
         let mut req = desired.clone();
         req.insert("UserPoolId".into(), Value::from(pool_id.clone()));
+        if let Some(Value::Object(tags)) = req.get_mut("UserPoolTags") {
+            tags.extend(client_tags);
+        }
         daemon
             .admin
             .call::<_, Value>("UpdateUserPool", &req)
@@ -334,7 +354,55 @@ async fn sync(up: &UserPool, ctx: &Context, daemon: &Daemon) -> Result<Outcome> 
         .await;
         changes.extend(drifted);
     }
-    Ok(Outcome::Synced { pool_id, changes })
+    let (managed_domain, managed_servers) = match &up.status {
+        Some(st) if st.pool_id.as_deref() == Some(pool_id.as_str()) => {
+            (st.domain.clone(), st.resource_servers.clone())
+        }
+        _ => (None, vec![]),
+    };
+    let oauth = oauth::sync(
+        up,
+        daemon,
+        &current,
+        managed_domain.as_deref(),
+        &managed_servers,
+    )
+    .await?;
+    if !oauth.changes.is_empty() {
+        let observed = up.status.as_ref().and_then(|s| s.observed_generation);
+        let reason = if observed == up.metadata.generation {
+            "DriftRepaired"
+        } else {
+            "Updated"
+        };
+        ctx.event(up, false, reason, "Update", oauth.changes.join(", "))
+            .await;
+        changes.extend(oauth.changes.iter().cloned());
+    }
+    Ok(Outcome::Synced {
+        pool_id,
+        changes,
+        oauth,
+    })
+}
+
+/// Removes the AppClients' tags (`cognate.io/appclient-<uid>`) from a described pool's
+/// `UserPoolTags` and returns them.
+fn take_client_tags(actual: &mut Value) -> Map<String, Value> {
+    let mut taken = Map::new();
+    if let Some(Value::Object(tags)) = actual.get_mut("UserPoolTags") {
+        let keys: Vec<String> = tags
+            .keys()
+            .filter(|k| k.starts_with(crate::appclient::TAG_PREFIX))
+            .cloned()
+            .collect();
+        for k in keys {
+            if let Some(v) = tags.remove(&k) {
+                taken.insert(k, v);
+            }
+        }
+    }
+    taken
 }
 
 async fn describe(daemon: &Daemon, id: &str) -> Result<p::UserPoolType> {

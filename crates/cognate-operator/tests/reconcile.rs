@@ -34,6 +34,8 @@ struct Seen {
 struct FakeApi {
     objects: Arc<Mutex<BTreeMap<String, Value>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// How many of the next status writes fail (as a lost connection or a 500 would).
+    failing_status_writes: Arc<Mutex<u32>>,
 }
 
 fn not_found() -> (u16, Value) {
@@ -54,6 +56,14 @@ impl FakeApi {
             return (201, body.clone());
         }
         if let Some(base) = path.strip_suffix("/status") {
+            let mut failing = self.failing_status_writes.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return (
+                    500,
+                    json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"InternalError","code":500,"message":"etcdserver: request timed out"}),
+                );
+            }
             let Some(obj) = objects.get_mut(base) else {
                 return not_found();
             };
@@ -710,6 +720,416 @@ async fn app_client_waits_for_its_pool() {
         .cloned()
         .unwrap();
     assert_eq!(condition(&st, "Ready")["reason"], "PoolNotReady");
+}
+
+/// The example pool created through the operator and stored with its status, so that
+/// AppClients find it ready. Returns the pool id.
+async fn ready_pool(h: &Harness) -> String {
+    let mut pool = pool_object("shop", 1);
+    h.reconcile_pool(&pool).await.unwrap();
+    let st = h.last_status("shop");
+    let id = st["poolId"].as_str().unwrap().to_owned();
+    pool["status"] = st;
+    h.api.put(&pool_path("shop"), pool);
+    id
+}
+
+impl Harness {
+    /// Stores `obj` (keeping the status last written unless `obj` has one) and reconciles it.
+    async fn reconcile_client(&self, obj: &Value) -> Result<Action, Error> {
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let mut stored = obj.clone();
+        if let Some(prev) = self.api.objects.lock().unwrap().get(&client_path(name))
+            && obj.get("status").is_none()
+        {
+            stored["status"] = prev["status"].clone();
+        }
+        self.api.put(&client_path(name), stored.clone());
+        let ac: AppClient = serde_json::from_value(stored).unwrap();
+        appclient::reconcile(Arc::new(ac), self.ctx.clone()).await
+    }
+
+    fn secret(&self, name: &str) -> Value {
+        self.api.objects.lock().unwrap()[&format!("/api/v1/namespaces/{NS}/secrets/{name}")]
+            ["stringData"]
+            .clone()
+    }
+}
+
+async fn pool_tags(d: &Daemon, pool_id: &str) -> Value {
+    describe(d, pool_id).await.unwrap()["UserPoolTags"].clone()
+}
+
+async fn clients_named(d: &Daemon, pool_id: &str, name: &str) -> Vec<String> {
+    let v: Value = admin(d)
+        .call(
+            "ListUserPoolClients",
+            &json!({ "UserPoolId": pool_id, "MaxResults": 60 }),
+        )
+        .await
+        .unwrap();
+    v["UserPoolClients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ClientName"] == name)
+        .map(|c| c["ClientId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn lost_status_write_after_create_adopts_the_client_instead_of_creating_another() {
+    let d = Daemon::start().await;
+    let h = harness(Some(&d));
+    let pool_id = ready_pool(&h).await;
+    let obj = client_object("shop-web");
+
+    // The client is created and tagged, then the status write is lost.
+    *h.api.failing_status_writes.lock().unwrap() = 1;
+    let err = h.reconcile_client(&obj).await.unwrap_err();
+    assert!(matches!(err, Error::Kube(_)), "{err}");
+    assert_eq!(h.ctx.metrics.daemon_calls("CreateUserPoolClient", "ok"), 1);
+    let stored = h.api.objects.lock().unwrap()[&client_path("shop-web")].clone();
+    assert!(stored["status"]["clientId"].is_null(), "{stored}");
+    let created = clients_named(&d, &pool_id, "shop-web").await;
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        pool_tags(&d, &pool_id).await["cognate.io/appclient-uid-shop-web"],
+        created[0].as_str()
+    );
+
+    // The retry, still without a client id in its status, adopts that client.
+    h.reconcile_client(&obj).await.unwrap();
+    assert_eq!(h.ctx.metrics.daemon_calls("CreateUserPoolClient", "ok"), 1);
+    assert_eq!(clients_named(&d, &pool_id, "shop-web").await, created);
+    let st = h
+        .api
+        .statuses("appclients", "shop-web")
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(st["clientId"], created[0].as_str());
+    assert_eq!(condition(&st, "Ready")["status"], "True");
+    assert_eq!(
+        h.secret("shop-web")["COGNITO_CLIENT_ID"],
+        created[0].as_str()
+    );
+    assert!(h.api.event_reasons().contains(&"Adopted".to_owned()));
+
+    // The pool's own reconcile repairs its settings without dropping the client's tag.
+    let _: Value = admin(&d)
+        .call(
+            "UpdateUserPool",
+            &json!({ "UserPoolId": pool_id, "MfaConfiguration": "OFF",
+                     "UserPoolTags": { "cognate.io/appclient-uid-shop-web": created[0] } }),
+        )
+        .await
+        .unwrap();
+    let pool = h.stored_pool("shop");
+    h.reconcile_pool(&pool).await.unwrap();
+    let tags = pool_tags(&d, &pool_id).await;
+    assert_eq!(
+        tags["cognate.io/appclient-uid-shop-web"],
+        created[0].as_str()
+    );
+    assert_eq!(tags["cognate.io/uid"], "uid-shop");
+
+    // Deleting the AppClient removes the client and its tag.
+    let mut gone = obj.clone();
+    gone["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+    h.reconcile_client(&gone).await.unwrap();
+    assert!(clients_named(&d, &pool_id, "shop-web").await.is_empty());
+    assert!(pool_tags(&d, &pool_id).await["cognate.io/appclient-uid-shop-web"].is_null());
+}
+
+#[tokio::test]
+async fn crash_between_create_and_tag_adopts_the_untagged_client_with_the_name() {
+    let d = Daemon::start().await;
+    let h = harness(Some(&d));
+    let pool_id = ready_pool(&h).await;
+    let create = |secret: bool| {
+        let a = admin(&d);
+        let pool_id = pool_id.clone();
+        async move {
+            let v: Value = a
+                .call(
+                    "CreateUserPoolClient",
+                    &json!({ "UserPoolId": pool_id, "ClientName": "shop-web", "GenerateSecret": secret }),
+                )
+                .await
+                .unwrap();
+            v["UserPoolClient"]["ClientId"].as_str().unwrap().to_owned()
+        }
+    };
+    // Another AppClient's client of the same name (tagged), one without the secret the
+    // spec asks for, and the one this AppClient made before it died (untagged).
+    let others = create(true).await;
+    let arn = describe(&d, &pool_id).await.unwrap()["Arn"].clone();
+    let _: Value = admin(&d)
+        .call(
+            "TagResource",
+            &json!({ "ResourceArn": arn, "Tags": { "cognate.io/appclient-uid-other": others } }),
+        )
+        .await
+        .unwrap();
+    let _public = create(false).await;
+    let mine = create(true).await;
+
+    h.reconcile_client(&client_object("shop-web"))
+        .await
+        .unwrap();
+    assert_eq!(h.ctx.metrics.daemon_calls("CreateUserPoolClient", "ok"), 0);
+    let st = h
+        .api
+        .statuses("appclients", "shop-web")
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(st["clientId"], mine.as_str());
+    let tags = pool_tags(&d, &pool_id).await;
+    assert_eq!(tags["cognate.io/appclient-uid-shop-web"], mine.as_str());
+    assert_eq!(tags["cognate.io/appclient-uid-other"], others.as_str());
+    assert_eq!(clients_named(&d, &pool_id, "shop-web").await.len(), 3);
+}
+
+#[tokio::test]
+async fn oauth_settings_are_applied_repaired_and_the_secret_has_the_endpoints() {
+    let d = Daemon::start().await;
+    let h = harness(Some(&d));
+    let pool_id = ready_pool(&h).await;
+    let pool_status = h.last_status("shop");
+    assert_eq!(pool_status["domain"], "shop");
+    let obj = client_object("shop-web");
+    h.reconcile_client(&obj).await.unwrap();
+    let st = h
+        .api
+        .statuses("appclients", "shop-web")
+        .last()
+        .cloned()
+        .unwrap();
+    let id = st["clientId"].as_str().unwrap().to_owned();
+    let get = || async {
+        let v: Value = admin(&d)
+            .call(
+                "DescribeUserPoolClient",
+                &json!({ "UserPoolId": pool_id, "ClientId": id }),
+            )
+            .await
+            .unwrap();
+        v["UserPoolClient"].clone()
+    };
+    let c = get().await;
+    assert_eq!(c["AllowedOAuthFlows"], json!(["code"]));
+    assert_eq!(c["AllowedOAuthFlowsUserPoolClient"], true);
+    assert_eq!(
+        c["AllowedOAuthScopes"], obj["spec"]["allowedOAuthScopes"],
+        "{c}"
+    );
+    assert_eq!(c["DefaultRedirectURI"], obj["spec"]["defaultRedirectUri"]);
+    assert_eq!(c["SupportedIdentityProviders"], json!(["COGNITO"]));
+
+    let secret = h.secret("shop-web");
+    let base = format!("{}/domains/shop", d.endpoint());
+    assert_eq!(secret["COGNITO_DOMAIN"], "shop");
+    assert_eq!(secret["COGNITO_DOMAIN_URL"], base.as_str());
+    assert_eq!(
+        secret["COGNITO_AUTHORIZE_URL"],
+        format!("{base}/oauth2/authorize")
+    );
+    assert_eq!(secret["COGNITO_TOKEN_URL"], format!("{base}/oauth2/token"));
+    assert_eq!(secret["COGNITO_ISSUER_URL"], d.issuer(&pool_id));
+
+    // Someone turns the code flow into implicit and drops the default redirect.
+    let _: Value = admin(&d)
+        .call(
+            "UpdateUserPoolClient",
+            &json!({ "UserPoolId": pool_id, "ClientId": id, "ClientName": "shop-web",
+                     "AllowedOAuthFlows": ["implicit"], "AllowedOAuthScopes": ["openid"],
+                     "AllowedOAuthFlowsUserPoolClient": true,
+                     "CallbackURLs": ["https://evil.example.com/"],
+                     "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"] }),
+        )
+        .await
+        .unwrap();
+    h.reconcile_client(&obj).await.unwrap();
+    let c = get().await;
+    assert_eq!(c["AllowedOAuthFlows"], json!(["code"]));
+    assert_eq!(c["CallbackURLs"], obj["spec"]["callbackUrls"]);
+    assert_eq!(c["DefaultRedirectURI"], obj["spec"]["defaultRedirectUri"]);
+    assert!(h.api.event_reasons().contains(&"Updated".to_owned()));
+
+    // Settings the spec drops are reset in the daemon too.
+    let mut plain = obj.clone();
+    for k in [
+        "allowedOAuthFlows",
+        "allowedOAuthScopes",
+        "defaultRedirectUri",
+        "supportedIdentityProviders",
+    ] {
+        plain["spec"].as_object_mut().unwrap().remove(k);
+    }
+    plain["spec"]["allowedOAuthFlowsUserPoolClient"] = json!(false);
+    h.reconcile_client(&plain).await.unwrap();
+    let c = get().await;
+    assert!(
+        c["AllowedOAuthFlows"].as_array().is_none_or(Vec::is_empty),
+        "{c}"
+    );
+    assert!(c["DefaultRedirectURI"].is_null(), "{c}");
+    assert_eq!(c["AllowedOAuthFlowsUserPoolClient"], false);
+}
+
+async fn list_servers(d: &Daemon, pool_id: &str) -> Vec<Value> {
+    let v: Value = admin(d)
+        .call(
+            "ListResourceServers",
+            &json!({ "UserPoolId": pool_id, "MaxResults": 50 }),
+        )
+        .await
+        .unwrap();
+    v["ResourceServers"].as_array().unwrap().clone()
+}
+
+async fn describe_domain(d: &Daemon, domain: &str) -> Value {
+    let v: Value = admin(d)
+        .call("DescribeUserPoolDomain", &json!({ "Domain": domain }))
+        .await
+        .unwrap();
+    v["DomainDescription"].clone()
+}
+
+#[tokio::test]
+async fn domain_and_resource_servers_follow_the_spec() {
+    let d = Daemon::start().await;
+    let (h, obj, id) = created(&d, "shop").await;
+    let pool = describe(&d, &id).await.unwrap();
+    assert_eq!(pool["Domain"], "shop");
+    assert_eq!(describe_domain(&d, "shop").await["ManagedLoginVersion"], 1);
+    let servers = list_servers(&d, &id).await;
+    assert_eq!(servers.len(), 1);
+    let api_id = obj["spec"]["resourceServers"][0]["identifier"].clone();
+    assert_eq!(servers[0]["Identifier"], api_id);
+    assert_eq!(servers[0]["Scopes"].as_array().unwrap().len(), 2);
+    let st = h.last_status("shop");
+    assert_eq!(st["domain"], "shop");
+    assert_eq!(st["resourceServers"], json!([api_id]));
+
+    // Drift: a scope removed and the domain switched to managed login behind our back.
+    let _: Value = admin(&d)
+        .call(
+            "UpdateResourceServer",
+            &json!({ "UserPoolId": id, "Identifier": api_id, "Name": "x", "Scopes": [] }),
+        )
+        .await
+        .unwrap();
+    let _: Value = admin(&d)
+        .call(
+            "UpdateUserPoolDomain",
+            &json!({ "UserPoolId": id, "Domain": "shop", "ManagedLoginVersion": 2 }),
+        )
+        .await
+        .unwrap();
+    let mut obj = obj;
+    obj["status"] = st;
+    h.reconcile_pool(&obj).await.unwrap();
+    assert_eq!(
+        list_servers(&d, &id).await[0]["Scopes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(describe_domain(&d, "shop").await["ManagedLoginVersion"], 1);
+    assert!(h.api.event_reasons().contains(&"DriftRepaired".to_owned()));
+
+    // A new prefix replaces the old one; a second server is added; then a custom domain.
+    obj["metadata"]["generation"] = json!(2);
+    obj["spec"]["domain"] = json!({ "prefix": "shop-two", "managedLoginVersion": 2 });
+    obj["spec"]["resourceServers"].as_array_mut().unwrap().push(json!({
+        "identifier": "billing", "name": "billing", "scopes": [{ "name": "pay", "description": "Pay" }]
+    }));
+    h.reconcile_pool(&obj).await.unwrap();
+    let pool = describe(&d, &id).await.unwrap();
+    assert_eq!(pool["Domain"], "shop-two");
+    assert_eq!(
+        describe_domain(&d, "shop-two").await["ManagedLoginVersion"],
+        2
+    );
+    assert!(describe_domain(&d, "shop").await["UserPoolId"].is_null());
+    assert_eq!(list_servers(&d, &id).await.len(), 2);
+    obj["status"] = h.last_status("shop");
+    assert_eq!(obj["status"]["domain"], "shop-two");
+
+    obj["metadata"]["generation"] = json!(3);
+    obj["spec"]["domain"] = json!({ "customDomain": {
+        "domain": "auth.shop.example.com",
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+    }});
+    h.reconcile_pool(&obj).await.unwrap();
+    let pool = describe(&d, &id).await.unwrap();
+    assert_eq!(pool["CustomDomain"], "auth.shop.example.com");
+    assert!(pool["Domain"].is_null(), "{pool}");
+    obj["status"] = h.last_status("shop");
+
+    // Removed from the spec: the domain and the servers this resource made are deleted;
+    // a server someone else made stays.
+    let _: Value = admin(&d)
+        .call(
+            "CreateResourceServer",
+            &json!({ "UserPoolId": id, "Identifier": "theirs", "Name": "theirs" }),
+        )
+        .await
+        .unwrap();
+    obj["metadata"]["generation"] = json!(4);
+    obj["spec"].as_object_mut().unwrap().remove("domain");
+    obj["spec"]["resourceServers"] = json!([]);
+    h.reconcile_pool(&obj).await.unwrap();
+    let pool = describe(&d, &id).await.unwrap();
+    assert!(
+        pool["CustomDomain"].is_null() && pool["Domain"].is_null(),
+        "{pool}"
+    );
+    let left: Vec<Value> = list_servers(&d, &id)
+        .await
+        .iter()
+        .map(|s| s["Identifier"].clone())
+        .collect();
+    assert_eq!(left, vec![json!("theirs")]);
+    let st = h.last_status("shop");
+    assert!(
+        st["domain"].is_null() && st["resourceServers"].is_null(),
+        "{st}"
+    );
+}
+
+#[tokio::test]
+async fn a_domain_of_another_pool_is_refused_without_touching_ours() {
+    let d = Daemon::start().await;
+    let (h, obj, id) = created(&d, "shop").await;
+    let other: Value = admin(&d)
+        .call("CreateUserPool", &json!({ "PoolName": "other" }))
+        .await
+        .unwrap();
+    let other = other["UserPool"]["Id"].as_str().unwrap().to_owned();
+    let _: Value = admin(&d)
+        .call(
+            "CreateUserPoolDomain",
+            &json!({ "UserPoolId": other, "Domain": "taken" }),
+        )
+        .await
+        .unwrap();
+    let mut obj = obj;
+    obj["metadata"]["generation"] = json!(2);
+    obj["spec"]["domain"] = json!({ "prefix": "taken" });
+    let err = h.reconcile_pool(&obj).await.unwrap_err();
+    assert!(err.to_string().contains("taken"), "{err}");
+    assert_eq!(describe(&d, &id).await.unwrap()["Domain"], "shop");
+    let ready = condition(&h.last_status("shop"), "Ready");
+    assert_eq!(ready["status"], "False");
+    assert!(
+        ready["message"].as_str().unwrap().contains(&other),
+        "{ready}"
+    );
 }
 
 fn b64(s: &str) -> String {

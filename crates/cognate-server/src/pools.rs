@@ -560,3 +560,83 @@ pub async fn add_custom_attributes(
     .await?;
     Ok(p::AddCustomAttributesResponse {})
 }
+
+/// The pool id in a user pool ARN (`arn:aws:cognito-idp:<region>:<account>:userpool/<id>`),
+/// the only resource cognate tags. Another ARN is refused as Cognito refuses one that
+/// names no taggable resource.
+fn pool_of_arn(s: &AppState, arn: &str) -> Result<String> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "{arn} is not the ARN of a user pool (arn:aws:cognito-idp:<region>:<account>:userpool/<pool id>)."
+        ))
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", partition, "cognito-idp", region, _account, resource] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let id = resource.strip_prefix("userpool/").ok_or_else(bad)?;
+    if partition.is_empty() || id.is_empty() {
+        return Err(bad());
+    }
+    // A pool of another region cannot be in this daemon.
+    if *region != s.config().region {
+        return Err(ApiError::new(
+            cognate_domain::ErrorKind::ResourceNotFound,
+            format!("User pool {id} does not exist."),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+fn pool_tags(pool: &Pool) -> BTreeMap<String, String> {
+    get_setting(&pool.settings, cognate_domain::command::POOL_TAGS).unwrap_or_default()
+}
+
+pub async fn tag_resource(s: AppState, r: p::TagResourceRequest) -> Result<p::TagResourceResponse> {
+    let pool_id = pool_of_arn(&s, &r.resource_arn)?;
+    if let Some(k) = r.tags.keys().find(|k| k.starts_with("aws:")) {
+        return Err(ApiError::invalid(format!(
+            "Tag keys starting with aws: are reserved: {k}."
+        )));
+    }
+    load_pool(&s, &pool_id).await?;
+    s.run(
+        Command::TagPool {
+            pool_id,
+            tags: r.tags,
+            untag: Vec::new(),
+        },
+        now_ms(),
+    )
+    .await?;
+    Ok(p::TagResourceResponse {})
+}
+
+pub async fn untag_resource(
+    s: AppState,
+    r: p::UntagResourceRequest,
+) -> Result<p::UntagResourceResponse> {
+    let pool_id = pool_of_arn(&s, &r.resource_arn)?;
+    load_pool(&s, &pool_id).await?;
+    s.run(
+        Command::TagPool {
+            pool_id,
+            tags: BTreeMap::new(),
+            untag: r.tag_keys,
+        },
+        now_ms(),
+    )
+    .await?;
+    Ok(p::UntagResourceResponse {})
+}
+
+pub async fn list_tags_for_resource(
+    s: AppState,
+    r: p::ListTagsForResourceRequest,
+) -> Result<p::ListTagsForResourceResponse> {
+    let pool_id = pool_of_arn(&s, &r.resource_arn)?;
+    let pool = load_pool(&s, &pool_id).await?;
+    Ok(p::ListTagsForResourceResponse {
+        tags: Some(pool_tags(&pool)),
+    })
+}
