@@ -29,5 +29,6 @@ mod security;
 mod signup;
 mod sigv4;
 mod srp;
+mod tls;
 mod tokens;
 mod wire;

@@ -38,8 +38,13 @@ app.kubernetes.io/component: operator
 {{- .Values.masterKey.existingSecret | default (printf "%s-master-key" (include "cognate.fullname" .)) -}}
 {{- end -}}
 
+{{- /* http, or https when the daemon terminates TLS itself (daemon.tls). */ -}}
+{{- define "cognate.scheme" -}}
+{{- if .Values.daemon.tls.secretName }}https{{ else }}http{{ end }}
+{{- end -}}
+
 {{- define "cognate.endpoint" -}}
-http://{{ include "cognate.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.daemon.port }}
+{{ include "cognate.scheme" . }}://{{ include "cognate.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.daemon.port }}
 {{- end -}}
 
 {{- define "cognate.securityContext" -}}

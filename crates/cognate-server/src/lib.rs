@@ -24,6 +24,7 @@ pub mod outbox;
 mod pools;
 mod srp;
 mod state;
+pub mod tls;
 mod tokens;
 pub mod triggers;
 mod users;

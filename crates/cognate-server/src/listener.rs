@@ -2,6 +2,8 @@
 //! (which also bounds how long a kept-alive connection may sit idle), a bounded time to
 //! send a request body, and a bounded number of open connections. Without these, clients
 //! that open connections and never finish a request hold the daemon's sockets for ever.
+//! With TLS, the handshake runs inside the connection's slot and within the header
+//! timeout, so a client that stalls its handshake is bounded the same way.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,8 +12,10 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// What one client may hold of the daemon.
@@ -37,12 +41,14 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
-/// finish and returns once every connection is closed.
+/// Serves `app` on `listener` (over TLS when `tls` is given; then only over TLS) until
+/// `shutdown` completes, then lets requests in flight finish and returns once every
+/// connection is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app.layer(RequestBodyTimeoutLayer::new(limits.body_read));
@@ -77,26 +83,21 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read)
-                .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                () = stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
-            }
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let Some(acceptor) = tls else {
+                return serve_connection(stream, service, limits, stop).await;
+            };
+            let handshake = tokio::select! {
+                h = tokio::time::timeout(limits.header_read, acceptor.accept(stream)) => h,
+                () = stopped(&mut stop) => return,
+            };
+            match handshake {
+                Ok(Ok(stream)) => serve_connection(stream, service, limits, stop).await,
+                // Plain HTTP sent to the TLS port ends here too.
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         });
     }
@@ -106,6 +107,37 @@ pub async fn serve(
         .acquire_many(u32::try_from(max).unwrap_or(u32::MAX))
         .await;
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection until the client leaves or the stop flag is set
+/// (then the request in flight, if any, is finished first).
+async fn serve_connection<S>(
+    io: S,
+    service: TowerToHyperService<Router>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        () = stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+    }
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Completes once the stop flag is set (the guard `wait_for` returns is not `Send`).

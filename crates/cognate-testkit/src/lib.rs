@@ -104,8 +104,12 @@ pub struct DaemonOptions {
     pub master_key: Option<String>,
     /// `COGNATE_REGION`; `None` keeps the daemon default (us-east-1).
     pub region: Option<String>,
-    /// `COGNATE_PUBLIC_URL`; `None` keeps the default `http://<bound addr>`.
+    /// `COGNATE_PUBLIC_URL`; `None` keeps the default `http://<bound addr>`
+    /// (`https://` with `tls`).
     pub public_url: Option<String>,
+    /// `COGNATE_TLS_CERT` and `COGNATE_TLS_KEY` (PEM files): the daemon serves HTTPS
+    /// only, and `endpoint()` is an `https://` URL.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// `COGNATE_NATS_URL`.
     pub nats_url: Option<String>,
     /// Admin credential pair; `None` generates a random one.
@@ -125,6 +129,7 @@ impl Default for DaemonOptions {
             master_key: Some(hex_lower(&random_bytes(32))),
             region: None,
             public_url: None,
+            tls: None,
             nats_url: None,
             admin_credentials: None,
             env: BTreeMap::new(),
@@ -198,6 +203,14 @@ impl Daemon {
 
     /// Starts a daemon with the given options on a free port and a fresh data dir.
     pub async fn start_with(opts: DaemonOptions) -> Daemon {
+        Self::try_start_with(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Self::start_with`], for tests of refused starts: the error says how the
+    /// daemon exited and ends with its standard error.
+    pub async fn try_start_with(opts: DaemonOptions) -> Result<Daemon, String> {
         let root = tempfile::Builder::new()
             .prefix("cognate-test-")
             .tempdir()
@@ -229,11 +242,11 @@ impl Daemon {
                 version,
             }),
         };
-        d.spawn_serve(0).await.unwrap_or_else(|e| panic!("{e}"));
-        d
+        d.spawn_serve(0).await?;
+        Ok(d)
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), no trailing slash.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -317,6 +330,10 @@ impl Daemon {
         }
         if let Some(u) = &self.opts.nats_url {
             cmd.env("COGNATE_NATS_URL", u);
+        }
+        if let Some((cert, key)) = &self.opts.tls {
+            cmd.env("COGNATE_TLS_CERT", cert)
+                .env("COGNATE_TLS_KEY", key);
         }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);

@@ -104,7 +104,7 @@ struct Serve {
     /// Where the redb file and generated secrets live.
     #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// Base of token issuers; default http://<listen address>.
+    /// Base of token issuers; default http://<listen address> (https:// with --tls-cert).
     #[arg(long, env = "COGNATE_PUBLIC_URL")]
     public_url: Option<String>,
     /// NATS server; without it the daemon runs alone.
@@ -169,6 +169,13 @@ struct Serve {
     /// HTTP connections open at once (per listener).
     #[arg(long, env = "COGNATE_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
+    /// Serve HTTPS only, with this PEM certificate chain (leaf first, then
+    /// intermediates); replaced files are picked up without a restart (docs/tls.md).
+    #[arg(long, env = "COGNATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "COGNATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -483,9 +490,19 @@ fn private_file(path: &Path) -> Result<()> {
 }
 
 async fn serve(args: Serve) -> Result<()> {
+    // First, so a bad certificate stops the start before anything is created on disk.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            cognate_server::tls::Tls::from_files(cert, key)
+                .context("TLS certificate and key (--tls-cert, --tls-key)")?,
+        ),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
     private_data_dir(&args.data_dir)?;
     let keyring = master_key(&args.data_dir)?;
     let (creds, cred_source) = admin_credentials(&args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -493,7 +510,7 @@ async fn serve(args: Serve) -> Result<()> {
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let mut config = Config::new(&args.region, &public_url);
     config.admin_credentials = creds;
     config.cors_origins = args.cors_origins.clone();
@@ -591,7 +608,7 @@ async fn serve(args: Serve) -> Result<()> {
                 .with_context(|| format!("binding the console to {console_addr}"))?;
             let console_app = cognate_server::console::router(state.clone());
             println!(
-                "cognate console listening on http://{}",
+                "cognate console listening on {scheme}://{}",
                 console_listener.local_addr()?
             );
             (
@@ -600,17 +617,30 @@ async fn serve(args: Serve) -> Result<()> {
                     console_listener,
                     console_app,
                     limits,
+                    tls.as_ref().map(|t| t.acceptor()),
                     shutdown_signal(),
                 ))),
             )
         }
     };
-    tracing::info!(endpoint = %public_url, region = %config.region, data_dir = %args.data_dir.display(), admin_credentials = %cred_source, "cognate started");
-    println!("cognate listening on http://{addr}");
+    // Replaced certificate files are looked for while the daemon runs.
+    let tls_watch = tls.as_ref().map(|t| t.watch());
+    tracing::info!(endpoint = %public_url, region = %config.region, data_dir = %args.data_dir.display(), admin_credentials = %cred_source, tls = tls.is_some(), "cognate started");
+    println!("cognate listening on {scheme}://{addr}");
     println!("cognate admin credentials: {cred_source}");
-    cognate_server::listener::serve(listener, app, limits, shutdown_signal()).await?;
+    cognate_server::listener::serve(
+        listener,
+        app,
+        limits,
+        tls.as_ref().map(|t| t.acceptor()),
+        shutdown_signal(),
+    )
+    .await?;
     if let Some(console) = console {
         console.await??;
+    }
+    if let Some(w) = tls_watch {
+        w.abort();
     }
     tracing::info!("stopped accepting requests; in-flight requests drained");
     let _ = stop_tx.send(true);
