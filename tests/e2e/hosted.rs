@@ -839,6 +839,23 @@ async fn refresh_and_revoke_at_the_token_endpoints_with_a_secret_client() {
         (status, body["error"].as_str()),
         (401, Some("invalid_client"))
     );
+    // A wrong secret too, and neither attempt spent the code.
+    let (status, body) = token_request(
+        &p.d,
+        &p.base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client),
+            ("client_secret", "not-the-secret"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client}:{secret}"));
     let resp = http()
         .post(p.d.url(&format!("{}/oauth2/token", p.base)))
@@ -1438,4 +1455,70 @@ async fn nats_hosted_pages_run_the_pools_triggers() {
             "TokenGeneration_RefreshTokens".to_owned()
         ]
     );
+}
+
+#[tokio::test]
+async fn choose_a_factor_then_an_email_code_on_the_pages() {
+    let d = Daemon::start().await;
+    let c = sdk(&d);
+    let (pool, api_client) =
+        crate::mfa::mfa_pool(&c, UserPoolMfaType::Optional, false, true, true).await;
+    crate::mfa::mfa_user(&d, &c, &pool, &api_client, "sel", Some("+15555550177")).await;
+    c.admin_set_user_mfa_preference()
+        .user_pool_id(&pool)
+        .username("sel")
+        .sms_mfa_settings(
+            SmsMfaSettingsType::builder()
+                .enabled(true)
+                .preferred_mfa(false)
+                .build(),
+        )
+        .email_mfa_settings(
+            EmailMfaSettingsType::builder()
+                .enabled(true)
+                .preferred_mfa(false)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.create_user_pool_domain()
+        .user_pool_id(&pool)
+        .domain("factors")
+        .send()
+        .await
+        .unwrap();
+    let (client, _) = oauth_client(&c, &pool, &[OAuthFlowType::Code], &["openid"], false).await;
+    let mut b = Browser::new(&d);
+    let (url, _) = authorize_url("/domains/factors", &client, "");
+    let select = sign_in(&mut b, &url, "sel", PASSWORD).await;
+    assert!(
+        select.body.contains("id=\"select-mfa-form\""),
+        "{}",
+        select.body
+    );
+    assert!(
+        select.body.contains("value=\"SMS_MFA\"") && select.body.contains("value=\"EMAIL_OTP\"")
+    );
+    let code_page = b
+        .submit(&select, "select-mfa-form", &[("answer", "EMAIL_OTP")])
+        .await;
+    assert!(
+        code_page.body.contains("We sent a code by email to"),
+        "{}",
+        code_page.body
+    );
+    let m = d.wait_message(&pool, "sel", "Authentication").await;
+    assert_eq!(m["channel"], "email");
+    let code = extract_code(m["body"].as_str().unwrap()).unwrap();
+    let wrong = b
+        .submit(&code_page, "mfa-form", &[("code", &other_code(&code))])
+        .await;
+    assert!(wrong.body.contains("role=\"alert\""), "{}", wrong.body);
+    let back = b.submit(&wrong, "mfa-form", &[("code", &code)]).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert!(back.location.unwrap().starts_with(CALLBACK));
+    // The same code a second time opens nothing.
+    let replay = b.submit(&wrong, "mfa-form", &[("code", &code)]).await;
+    assert_ne!(replay.status, 302);
 }
