@@ -900,7 +900,8 @@ pub fn decide<V: View>(
                 client_in(v, pool_id, c)?;
             }
             let mut customization = customization.clone();
-            if let Some(old) = st!(v.ui_customization(pool_id, customization.client_id.as_deref())) {
+            if let Some(old) = st!(v.ui_customization(pool_id, customization.client_id.as_deref()))
+            {
                 customization.created_at = old.created_at;
             }
             Ok(ok(

@@ -932,6 +932,9 @@ mod public_tests {
         };
         let v = e.public_json().to_string();
         assert!(!v.contains("iVBORlogo"), "{v}");
-        assert!(v.contains("label-customizable") && v.contains("image/png"), "{v}");
+        assert!(
+            v.contains("label-customizable") && v.contains("image/png"),
+            "{v}"
+        );
     }
 }

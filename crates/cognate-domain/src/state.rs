@@ -529,8 +529,10 @@ pub trait Projections: View {
     fn put_group(&mut self, group: &Group) -> Result<(), Self::Error>;
     fn delete_group(&mut self, pool: &str, name: &str) -> Result<(), Self::Error>;
     fn put_ui_customization(&mut self, c: &UiCustomization) -> Result<(), Self::Error>;
-    fn put_managed_login_branding(&mut self, b: &ManagedLoginBranding)
-    -> Result<(), Self::Error>;
-    fn delete_managed_login_branding(&mut self, pool: &str, client: &str)
-    -> Result<(), Self::Error>;
+    fn put_managed_login_branding(&mut self, b: &ManagedLoginBranding) -> Result<(), Self::Error>;
+    fn delete_managed_login_branding(
+        &mut self,
+        pool: &str,
+        client: &str,
+    ) -> Result<(), Self::Error>;
 }

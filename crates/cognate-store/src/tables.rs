@@ -461,8 +461,10 @@ impl Projections for WriteProjections<'_> {
     }
 
     fn put_managed_login_branding(&mut self, b: &ManagedLoginBranding) -> Result<()> {
-        self.branding
-            .insert(ml_key(&b.pool_id, &b.client_id).as_str(), enc(b)?.as_slice())?;
+        self.branding.insert(
+            ml_key(&b.pool_id, &b.client_id).as_str(),
+            enc(b)?.as_slice(),
+        )?;
         Ok(())
     }
 

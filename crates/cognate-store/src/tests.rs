@@ -674,7 +674,10 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                             at: now,
                         }
                     } else {
-                        Command::DeleteManagedLoginBranding { pool_id: p.into(), id }
+                        Command::DeleteManagedLoginBranding {
+                            pool_id: p.into(),
+                            id,
+                        }
                     }
                 }
                 10 => Command::AnswerChallenge {
