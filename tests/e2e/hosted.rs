@@ -399,7 +399,7 @@ async fn code_flow_with_pkce_through_the_hosted_pages() {
     );
     assert!(
         page.body
-            .contains("<label for=\"password\">Password</label>")
+            .contains("<label class=\"label-customizable\" for=\"password\">Password</label>")
     );
 
     // A wrong password: the page says so, nothing goes back to the client.
