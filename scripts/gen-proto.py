@@ -160,6 +160,17 @@ for name in sorted(S):
     if s["type"] == "structure":
         if s.get("exception"):
             continue
+        if s.get("document"):
+            # A document (free JSON, such as managed login branding settings) is kept
+            # whole: an empty struct would drop every member on the way through.
+            lines.append("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]")
+            lines.append("#[serde(transparent)]")
+            lines.append(f"pub struct {name}(pub serde_json::Value);")
+            lines.append(f"impl Validate for {name} {{")
+            lines.append("    fn validate_at(&self, path: &str, errs: &mut Vec<String>) {}")
+            lines.append("}")
+            lines.append("")
+            continue
         req = set(s.get("required", []))
         lines.append("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]")
         lines.append(f"pub struct {name} {{")

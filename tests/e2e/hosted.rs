@@ -14,11 +14,11 @@ const CALLBACK: &str = "http://localhost:3000/callback";
 const SIGNED_OUT: &str = "http://localhost:3000/signed-out";
 
 /// What a page answered.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-    headers: reqwest::header::HeaderMap,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Answer {
@@ -105,7 +105,7 @@ fn unescape(x: &str) -> String {
 }
 
 /// An attribute of the first tag in `tag` text.
-fn attr_of(tag: &str, name: &str) -> Option<String> {
+pub(crate) fn attr_of(tag: &str, name: &str) -> Option<String> {
     let needle = format!(" {name}=\"");
     let start = tag.find(&needle)? + needle.len();
     let end = tag[start..].find('"')? + start;
@@ -113,14 +113,14 @@ fn attr_of(tag: &str, name: &str) -> Option<String> {
 }
 
 /// A browser without JavaScript: keeps cookies, follows nothing by itself.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
     origin: String,
 }
 
 impl Browser {
-    fn new(d: &Daemon) -> Browser {
+    pub fn new(d: &Daemon) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -171,13 +171,13 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, url: &str) -> Answer {
+    pub async fn get(&mut self, url: &str) -> Answer {
         let req = self.http.get(self.absolute(url));
         self.send(req).await
     }
 
     /// Follows redirects within the daemon; stops at one that leaves it.
-    async fn browse(&mut self, url: &str) -> Answer {
+    pub async fn browse(&mut self, url: &str) -> Answer {
         let mut a = self.get(url).await;
         while let Some(loc) = a.location.clone() {
             if loc.starts_with("http") && !loc.starts_with(&self.origin) {
@@ -237,23 +237,23 @@ fn form(body: &str, id: &str) -> (String, Vec<(String, String)>) {
 }
 
 /// A pool with a domain and a public client for the code flow, and the client's id.
-struct Provider {
-    d: Daemon,
-    c: Client,
-    pool: String,
-    client: String,
+pub(crate) struct Provider {
+    pub d: Daemon,
+    pub c: Client,
+    pub pool: String,
+    pub client: String,
     /// `/domains/<domain>`: where the domain's endpoints are served without DNS.
-    base: String,
+    pub base: String,
 }
 
-const DOMAIN_SCOPES: &[&str] = &[
+pub(crate) const DOMAIN_SCOPES: &[&str] = &[
     "openid",
     "email",
     "profile",
     "aws.cognito.signin.user.admin",
 ];
 
-async fn oauth_client(
+pub(crate) async fn oauth_client(
     c: &Client,
     pool: &str,
     flows: &[OAuthFlowType],
@@ -281,7 +281,7 @@ async fn oauth_client(
 }
 
 impl Provider {
-    async fn new(domain: &str) -> Provider {
+    pub async fn new(domain: &str) -> Provider {
         let d = Daemon::start().await;
         let c = sdk(&d);
         let pool = c
@@ -328,7 +328,7 @@ impl Provider {
 }
 
 /// An authorize URL for the code flow with PKCE; returns (url, verifier).
-fn authorize_url(base: &str, client: &str, extra: &str) -> (String, String) {
+pub(crate) fn authorize_url(base: &str, client: &str, extra: &str) -> (String, String) {
     let verifier = cognate_crypto::base64url(&cognate_crypto::random_bytes(32));
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     let challenge = cognate_crypto::base64url(digest.as_ref());
@@ -399,7 +399,7 @@ async fn code_flow_with_pkce_through_the_hosted_pages() {
     );
     assert!(
         page.body
-            .contains("<label for=\"password\">Password</label>")
+            .contains("<label class=\"label-customizable\" for=\"password\">Password</label>")
     );
 
     // A wrong password: the page says so, nothing goes back to the client.

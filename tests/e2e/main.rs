@@ -8,6 +8,7 @@ mod common;
 
 mod admin_users;
 mod auth;
+mod branding;
 mod clients;
 mod console;
 mod durability;

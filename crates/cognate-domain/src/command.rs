@@ -9,8 +9,9 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::Event;
 use crate::schema::{self, AttributeDef};
 use crate::state::{
-    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, ResourceServer,
-    Session, SrpVerifier, User, UserStatus, View,
+    BrandingAsset, Client, CodePurpose, Device, Group, ManagedLoginBranding, MfaSettings,
+    PendingCode, Pool, PoolDomain, ResourceServer, Session, SrpVerifier, UiCustomization, User,
+    UserStatus, View,
 };
 use crate::{Millis, ct_eq};
 
@@ -140,6 +141,28 @@ pub enum Command {
     DeleteResourceServer {
         pool_id: String,
         identifier: String,
+    },
+    /// SetUICustomization: the pool's default (`client_id` absent) or a client's.
+    SetUiCustomization {
+        customization: UiCustomization,
+    },
+    /// CreateManagedLoginBranding: one style per app client.
+    CreateManagedLoginBranding {
+        branding: ManagedLoginBranding,
+    },
+    /// UpdateManagedLoginBranding: what is given replaces what was set; assets are
+    /// replaced one (category, color mode) at a time, the others kept.
+    UpdateManagedLoginBranding {
+        pool_id: String,
+        id: String,
+        use_cognito_provided_values: Option<bool>,
+        settings: Option<serde_json::Value>,
+        assets: Option<Vec<BrandingAsset>>,
+        at: Millis,
+    },
+    DeleteManagedLoginBranding {
+        pool_id: String,
+        id: String,
     },
     /// Counts a wrong answer to the user's pending code of `purpose` (a caller that
     /// checked the code against a snapshot, before any expensive work); nothing when no
@@ -329,6 +352,53 @@ fn pool_of<V: View>(v: &V, id: &str) -> Result<Pool, DecideError<V::Error>> {
 
 fn user_of<V: View>(v: &V, pool: &str, key: &str) -> Result<User, DecideError<V::Error>> {
     st!(v.user(pool, key)).ok_or_else(|| DomainError::user_not_found().into())
+}
+
+fn branding_of<V: View>(
+    v: &V,
+    pool: &str,
+    id: &str,
+) -> Result<ManagedLoginBranding, DecideError<V::Error>> {
+    pool_of(v, pool)?;
+    st!(v.managed_login_brandings(pool))
+        .into_iter()
+        .find(|b| b.id == id)
+        .ok_or_else(|| {
+            DomainError::not_found(format!("Managed login branding {id} does not exist.")).into()
+        })
+}
+
+/// Assets of a style per Cognito's quota.
+pub const MAX_BRANDING_ASSETS: usize = 40;
+
+/// A style either takes Cognito's defaults or has its own settings and assets, and has
+/// one asset per (category, color mode).
+fn check_branding<E>(b: &ManagedLoginBranding) -> Result<(), DecideError<E>> {
+    if b.use_cognito_provided_values && (b.settings.is_some() || !b.assets.is_empty()) {
+        return Err(DomainError::invalid(
+            "UseCognitoProvidedValues is true: omit Settings and Assets.",
+        )
+        .into());
+    }
+    if b.assets.len() > MAX_BRANDING_ASSETS {
+        return Err(DomainError::invalid(format!(
+            "A branding style can have at most {MAX_BRANDING_ASSETS} assets."
+        ))
+        .into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(a) = b
+        .assets
+        .iter()
+        .find(|a| !seen.insert((&a.category, &a.color_mode)))
+    {
+        return Err(DomainError::invalid(format!(
+            "Assets contain {} for color mode {} more than once.",
+            a.category, a.color_mode
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Refuses a user whose sign-in keys belong to someone else.
@@ -851,6 +921,98 @@ pub fn decide<V: View>(
                 pool_id,
                 Event::PoolResourceServerDeleted {
                     identifier: identifier.clone(),
+                },
+            ))
+        }
+        Command::SetUiCustomization { customization } => {
+            let pool_id = customization.pool_id.as_str();
+            let pool = pool_of(v, pool_id)?;
+            if pool.domains.is_empty() {
+                return Err(DomainError::invalid(format!(
+                    "User pool {pool_id} has no domain: create one (CreateUserPoolDomain) before customizing its hosted UI."
+                ))
+                .into());
+            }
+            if let Some(c) = &customization.client_id {
+                client_in(v, pool_id, c)?;
+            }
+            let mut customization = customization.clone();
+            if let Some(old) = st!(v.ui_customization(pool_id, customization.client_id.as_deref()))
+            {
+                customization.created_at = old.created_at;
+            }
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolUiCustomizationSet { customization },
+            ))
+        }
+        Command::CreateManagedLoginBranding { branding } => {
+            let pool_id = branding.pool_id.as_str();
+            pool_of(v, pool_id)?;
+            client_in(v, pool_id, &branding.client_id)?;
+            if st!(v.managed_login_branding(pool_id, &branding.client_id)).is_some() {
+                return Err(DomainError::new(
+                    ErrorKind::ManagedLoginBrandingExists,
+                    format!(
+                        "App client {} already has a managed login branding style.",
+                        branding.client_id
+                    ),
+                )
+                .into());
+            }
+            check_branding(branding)?;
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolManagedLoginBrandingSet {
+                    branding: branding.clone(),
+                },
+            ))
+        }
+        Command::UpdateManagedLoginBranding {
+            pool_id,
+            id,
+            use_cognito_provided_values,
+            settings,
+            assets,
+            at,
+        } => {
+            let mut b = branding_of(v, pool_id, id)?;
+            if let Some(u) = use_cognito_provided_values {
+                b.use_cognito_provided_values = *u;
+            }
+            if b.use_cognito_provided_values && use_cognito_provided_values.is_some() {
+                // Back to Cognito's defaults: nothing of the old style stays.
+                b.settings = None;
+                b.assets.clear();
+            }
+            if let Some(s) = settings {
+                b.settings = Some(s.clone());
+            }
+            if let Some(new) = assets {
+                for a in new {
+                    b.assets
+                        .retain(|o| (&o.category, &o.color_mode) != (&a.category, &a.color_mode));
+                    b.assets.push(a.clone());
+                }
+            }
+            b.updated_at = *at;
+            check_branding(&b)?;
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolManagedLoginBrandingSet { branding: b },
+            ))
+        }
+        Command::DeleteManagedLoginBranding { pool_id, id } => {
+            let b = branding_of(v, pool_id, id)?;
+            Ok(ok(
+                pool_id,
+                pool_id,
+                Event::PoolManagedLoginBrandingDeleted {
+                    client_id: b.client_id,
+                    id: b.id,
                 },
             ))
         }

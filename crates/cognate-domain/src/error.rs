@@ -36,6 +36,7 @@ pub enum ErrorKind {
     CodeDeliveryFailure,
     InvalidOAuthFlow,
     ScopeDoesNotExist,
+    ManagedLoginBrandingExists,
     // Transport-level errors of the AWS JSON protocol.
     MissingAuthenticationToken,
     UnrecognizedClient,
@@ -81,6 +82,7 @@ impl ErrorKind {
             CodeDeliveryFailure => "CodeDeliveryFailureException",
             InvalidOAuthFlow => "InvalidOAuthFlowException",
             ScopeDoesNotExist => "ScopeDoesNotExistException",
+            ManagedLoginBrandingExists => "ManagedLoginBrandingExistsException",
             MissingAuthenticationToken => "MissingAuthenticationTokenException",
             UnrecognizedClient => "UnrecognizedClientException",
             InvalidSignature => "InvalidSignatureException",

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use crate::Millis;
 use crate::schema::AttributeDef;
 use crate::state::{
-    Client, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, Projections, ResourceServer,
-    Session, SrpVerifier, User, UserStatus,
+    Client, Device, Group, ManagedLoginBranding, MfaSettings, PendingCode, Pool, PoolDomain,
+    Projections, ResourceServer, Session, SrpVerifier, UiCustomization, User, UserStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,14 @@ pub enum Event {
     PoolResourceServerSet { server: ResourceServer },
     #[serde(rename = "pool.resource_server_deleted")]
     PoolResourceServerDeleted { identifier: String },
+    /// SetUICustomization (classic hosted UI CSS and logo), the pool's or a client's.
+    #[serde(rename = "pool.ui_customization_set")]
+    PoolUiCustomizationSet { customization: UiCustomization },
+    /// CreateManagedLoginBranding / UpdateManagedLoginBranding: the whole style after it.
+    #[serde(rename = "pool.managed_login_branding_set")]
+    PoolManagedLoginBrandingSet { branding: ManagedLoginBranding },
+    #[serde(rename = "pool.managed_login_branding_deleted")]
+    PoolManagedLoginBrandingDeleted { client_id: String, id: String },
     #[serde(rename = "client.created")]
     ClientCreated { client: Client },
     #[serde(rename = "client.updated")]
@@ -211,6 +219,9 @@ impl Event {
             Event::PoolDomainDeleted { .. } => "pool.domain_deleted",
             Event::PoolResourceServerSet { .. } => "pool.resource_server_set",
             Event::PoolResourceServerDeleted { .. } => "pool.resource_server_deleted",
+            Event::PoolUiCustomizationSet { .. } => "pool.ui_customization_set",
+            Event::PoolManagedLoginBrandingSet { .. } => "pool.managed_login_branding_set",
+            Event::PoolManagedLoginBrandingDeleted { .. } => "pool.managed_login_branding_deleted",
             Event::ClientCreated { .. } => "client.created",
             Event::ClientUpdated { .. } => "client.updated",
             Event::ClientDeleted { .. } => "client.deleted",
@@ -299,10 +310,16 @@ const SECRET_FIELDS: &[&str] = &[
     "answered_challenges",
 ];
 
+/// Field names of images (logos, branding assets) in an event: up to megabytes that no
+/// subscriber needs and a NATS message would not carry.
+const IMAGE_FIELDS: &[&str] = &["bytes", "base64"];
+
 fn scrub(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            map.retain(|k, _| !SECRET_FIELDS.contains(&k.as_str()));
+            map.retain(|k, _| {
+                !SECRET_FIELDS.contains(&k.as_str()) && !IMAGE_FIELDS.contains(&k.as_str())
+            });
             map.values_mut().for_each(scrub);
         }
         Value::Array(items) => items.iter_mut().for_each(scrub),
@@ -438,6 +455,19 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
                 pool.resource_servers.remove(identifier);
                 p.put_pool(&pool)?;
             }
+        }
+        Event::PoolUiCustomizationSet { customization } => {
+            if p.pool(pool_id)?.is_some() {
+                p.put_ui_customization(customization)?;
+            }
+        }
+        Event::PoolManagedLoginBrandingSet { branding } => {
+            if p.pool(pool_id)?.is_some() {
+                p.put_managed_login_branding(branding)?;
+            }
+        }
+        Event::PoolManagedLoginBrandingDeleted { client_id, .. } => {
+            p.delete_managed_login_branding(pool_id, client_id)?
         }
         Event::ClientCreated { client } | Event::ClientUpdated { client } => {
             p.put_client(client)?
@@ -882,5 +912,29 @@ mod public_tests {
             sealed: "v1:abc".into(),
         };
         assert!(!m.public_json().to_string().contains("v1:abc"));
+    }
+
+    #[test]
+    fn public_json_leaves_out_branding_images() {
+        let e = Event::PoolUiCustomizationSet {
+            customization: crate::state::UiCustomization {
+                pool_id: "p".into(),
+                client_id: None,
+                css: Some(".label-customizable { color: red; }".into()),
+                css_version: "v1".into(),
+                logo: Some(crate::state::Logo {
+                    content_type: "image/png".into(),
+                    base64: "iVBORlogo".into(),
+                }),
+                created_at: 1,
+                updated_at: 1,
+            },
+        };
+        let v = e.public_json().to_string();
+        assert!(!v.contains("iVBORlogo"), "{v}");
+        assert!(
+            v.contains("label-customizable") && v.contains("image/png"),
+            "{v}"
+        );
     }
 }

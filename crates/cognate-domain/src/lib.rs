@@ -16,8 +16,9 @@ pub use command::{Command, Outcome, decide};
 pub use error::{DomainError, ErrorKind};
 pub use event::{Envelope, Event, evolve};
 pub use state::{
-    Client, CodePurpose, Device, Group, MfaSettings, PendingCode, Pool, PoolDomain, Projections,
-    ResourceServer, Session, SrpVerifier, User, UserStatus, View,
+    BrandingAsset, Client, CodePurpose, Device, Group, Logo, ManagedLoginBranding, MfaSettings,
+    PendingCode, Pool, PoolDomain, Projections, ResourceServer, Session, SrpVerifier,
+    UiCustomization, User, UserStatus, View,
 };
 
 /// Milliseconds since the Unix epoch, always passed in by the caller.

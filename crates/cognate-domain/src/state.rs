@@ -70,6 +70,73 @@ pub struct ResourceServer {
     pub scopes: Vec<(String, String)>,
 }
 
+/// Classic hosted UI branding (SetUICustomization) of a pool (`client_id` absent: the
+/// `ALL` default) or of one app client, which overrides the pool's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UiCustomization {
+    pub pool_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub css: Option<String>,
+    /// Changes with the CSS and the logo: the version in the stylesheet's URL.
+    pub css_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<Logo>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// An image as stored: its media type and its bytes in base64, as the wire carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logo {
+    pub content_type: String,
+    pub base64: String,
+}
+
+/// A managed login branding style (CreateManagedLoginBranding), one per app client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManagedLoginBranding {
+    /// A UUID.
+    pub id: String,
+    pub pool_id: String,
+    pub client_id: String,
+    pub use_cognito_provided_values: bool,
+    /// The settings document exactly as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<BrandingAsset>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// One image of a managed login style: its role (`FORM_LOGO`, `PAGE_BACKGROUND`, …), the
+/// display mode (`LIGHT`, `DARK`, `DYNAMIC`), the file type and the base64 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrandingAsset {
+    pub category: String,
+    pub color_mode: String,
+    pub extension: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+impl ManagedLoginBranding {
+    /// The asset of a category, light or browser-adaptive mode first (the pages have no
+    /// dark mode).
+    pub fn asset(&self, category: &str) -> Option<&BrandingAsset> {
+        let of = |mode: &str| {
+            self.assets
+                .iter()
+                .find(|a| a.category == category && a.color_mode == mode && a.bytes.is_some())
+        };
+        of("LIGHT").or_else(|| of("DYNAMIC")).or_else(|| of("DARK"))
+    }
+}
+
 /// Resource servers per pool, as Cognito's quota.
 pub const MAX_RESOURCE_SERVERS: usize = 25;
 /// Custom scopes per resource server, as Cognito's quota.
@@ -429,6 +496,21 @@ pub trait View {
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>, Self::Error>;
     /// The pool that owns a domain (prefix or custom name), if any.
     fn pool_by_domain(&self, domain: &str) -> Result<Option<String>, Self::Error>;
+    /// The classic hosted UI branding of a client, or of the pool (`None`, `ALL`).
+    fn ui_customization(
+        &self,
+        pool: &str,
+        client: Option<&str>,
+    ) -> Result<Option<UiCustomization>, Self::Error>;
+    /// The managed login branding style of a client.
+    fn managed_login_branding(
+        &self,
+        pool: &str,
+        client: &str,
+    ) -> Result<Option<ManagedLoginBranding>, Self::Error>;
+    /// The managed login branding styles of a pool.
+    fn managed_login_brandings(&self, pool: &str)
+    -> Result<Vec<ManagedLoginBranding>, Self::Error>;
 }
 
 /// Writes of projected state; `put_user` keeps the sign-in indexes in step.
@@ -446,4 +528,11 @@ pub trait Projections: View {
     fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<(), Self::Error>;
     fn put_group(&mut self, group: &Group) -> Result<(), Self::Error>;
     fn delete_group(&mut self, pool: &str, name: &str) -> Result<(), Self::Error>;
+    fn put_ui_customization(&mut self, c: &UiCustomization) -> Result<(), Self::Error>;
+    fn put_managed_login_branding(&mut self, b: &ManagedLoginBranding) -> Result<(), Self::Error>;
+    fn delete_managed_login_branding(
+        &mut self,
+        pool: &str,
+        client: &str,
+    ) -> Result<(), Self::Error>;
 }

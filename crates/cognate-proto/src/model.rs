@@ -6746,7 +6746,8 @@ impl Validate for DeviceType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Document {}
+#[serde(transparent)]
+pub struct Document(pub serde_json::Value);
 impl Validate for Document {
     fn validate_at(&self, path: &str, errs: &mut Vec<String>) {}
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod branding;
 mod challenge;
 mod clients;
 pub mod config;

@@ -19,7 +19,9 @@ use tracing::Instrument;
 
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-use crate::{admin, auth, clients, devices, domains, groups, lifecycle, mfa, pools, users};
+use crate::{
+    admin, auth, branding, clients, devices, domains, groups, lifecycle, mfa, pools, users,
+};
 
 tokio::task_local! {
     /// The admin access key that signed the current request, for event attribution.
@@ -114,7 +116,13 @@ async fn handle(
                 ),
             )
         })?;
-    let limit = s.config().max_body;
+    // Managed login styles carry their images: Cognito takes up to 2 MB there.
+    let limit = match op {
+        Operation::CreateManagedLoginBranding | Operation::UpdateManagedLoginBranding => {
+            s.config().max_body.max(branding::MAX_BRANDING_REQUEST)
+        }
+        _ => s.config().max_body,
+    };
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             ErrorKind::RequestEntityTooLarge,
@@ -350,6 +358,29 @@ async fn dispatch(s: AppState, op: Operation, mut value: Value) -> Result<Vec<u8
         O::UpdateResourceServer => call(s, value, domains::update_resource_server).await,
         O::DeleteResourceServer => call(s, value, domains::delete_resource_server).await,
         O::ListResourceServers => call(s, value, domains::list_resource_servers).await,
+        // Branding of the hosted pages (branding.rs).
+        O::SetUICustomization => call(s, value, branding::set_ui_customization).await,
+        O::GetUICustomization => call(s, value, branding::get_ui_customization).await,
+        O::CreateManagedLoginBranding => {
+            call(s, value, branding::create_managed_login_branding).await
+        }
+        O::UpdateManagedLoginBranding => {
+            call(s, value, branding::update_managed_login_branding).await
+        }
+        O::DeleteManagedLoginBranding => {
+            call(s, value, branding::delete_managed_login_branding).await
+        }
+        O::DescribeManagedLoginBranding => {
+            call(s, value, branding::describe_managed_login_branding).await
+        }
+        O::DescribeManagedLoginBrandingByClient => {
+            call(
+                s,
+                value,
+                branding::describe_managed_login_branding_by_client,
+            )
+            .await
+        }
         other => Err(ApiError::new(
             ErrorKind::UnsupportedOperation,
             format!(

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use cognate_domain::{
-    Client, Envelope, Group, Millis, Pool, Projections, Session, User, View, evolve,
+    Client, Envelope, Group, ManagedLoginBranding, Millis, Pool, Projections, Session,
+    UiCustomization, User, View, evolve,
 };
 
 use crate::{Error, Result};
@@ -44,6 +45,11 @@ pub const SESSION_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("sess
 /// Domain name (prefix or custom) -> the pool that owns it.
 pub const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains_v1");
 
+/// `pool \0 ui \0 client id or ALL` → classic hosted UI customization;
+/// `pool \0 ml \0 client id` → managed login branding style. Kept apart from the pool
+/// record so that logos and assets are read only by the pages that show them.
+pub const BRANDING: TableDefinition<&str, &[u8]> = TableDefinition::new("branding_v1");
+
 /// Attributes ListUsers can filter on (besides `username`, `status`, `cognito:user_status`).
 pub const SEARCHABLE: &[&str] = &[
     "email",
@@ -55,7 +61,8 @@ pub const SEARCHABLE: &[&str] = &[
     "sub",
 ];
 
-const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 5] = [POOLS, CLIENTS, USERS, SESSIONS, GROUPS];
+const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 6] =
+    [POOLS, CLIENTS, USERS, SESSIONS, GROUPS, BRANDING];
 const UNIT_TABLES: [TableDefinition<&str, ()>; 5] =
     [POOL_CLIENTS, GROUP_MEMBERS, SEARCH, HISTORY, SESSION_EXPIRY];
 const STR_TABLES: [TableDefinition<&str, &str>; 4] = [SIGN_IN, SUBS, REFRESH, DOMAINS];
@@ -66,6 +73,27 @@ fn k2(a: &str, b: &str) -> String {
 fn k3(a: &str, b: &str, c: &str) -> String {
     format!("{a}\0{b}\0{c}")
 }
+fn ui_key(pool: &str, client: Option<&str>) -> String {
+    k3(pool, "ui", client.unwrap_or("ALL"))
+}
+fn ml_key(pool: &str, client: &str) -> String {
+    k3(pool, "ml", client)
+}
+
+/// Every managed login style of a pool, in client id order.
+fn brandings_of(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    pool: &str,
+) -> Result<Vec<ManagedLoginBranding>> {
+    let (lo, hi) = under(&k2(pool, "ml"));
+    let mut out = Vec::new();
+    for item in t.range(lo.as_str()..hi.as_str())? {
+        let (_, v) = item?;
+        out.push(dec(v.value())?);
+    }
+    Ok(out)
+}
+
 /// The half-open key range of everything under `prefix \0`.
 fn under(prefix: &str) -> (String, String) {
     (format!("{prefix}\0"), format!("{prefix}\u{1}"))
@@ -261,6 +289,7 @@ pub struct WriteProjections<'t> {
     users: BytesTable<'t>,
     sessions: BytesTable<'t>,
     groups: BytesTable<'t>,
+    branding: BytesTable<'t>,
     sign_in: StrTable<'t>,
     subs: StrTable<'t>,
     refresh: StrTable<'t>,
@@ -284,6 +313,7 @@ impl<'t> WriteProjections<'t> {
             users: txn.open_table(USERS)?,
             sessions: txn.open_table(SESSIONS)?,
             groups: txn.open_table(GROUPS)?,
+            branding: txn.open_table(BRANDING)?,
             sign_in: txn.open_table(SIGN_IN)?,
             subs: txn.open_table(SUBS)?,
             refresh: txn.open_table(REFRESH)?,
@@ -349,6 +379,23 @@ impl View for WriteProjections<'_> {
     fn pool_by_domain(&self, domain: &str) -> Result<Option<String>> {
         get_str(&self.domains, domain)
     }
+    fn ui_customization(
+        &self,
+        pool: &str,
+        client: Option<&str>,
+    ) -> Result<Option<UiCustomization>> {
+        get_json(&self.branding, &ui_key(pool, client))
+    }
+    fn managed_login_branding(
+        &self,
+        pool: &str,
+        client: &str,
+    ) -> Result<Option<ManagedLoginBranding>> {
+        get_json(&self.branding, &ml_key(pool, client))
+    }
+    fn managed_login_brandings(&self, pool: &str) -> Result<Vec<ManagedLoginBranding>> {
+        brandings_of(&self.branding, pool)
+    }
 }
 
 impl Projections for WriteProjections<'_> {
@@ -401,6 +448,28 @@ impl Projections for WriteProjections<'_> {
         clear_range(&mut self.groups, &lo, &hi)?;
         clear_range(&mut self.group_members, &lo, &hi)?;
         clear_range(&mut self.search, &lo, &hi)?;
+        clear_range(&mut self.branding, &lo, &hi)?;
+        Ok(())
+    }
+
+    fn put_ui_customization(&mut self, c: &UiCustomization) -> Result<()> {
+        self.branding.insert(
+            ui_key(&c.pool_id, c.client_id.as_deref()).as_str(),
+            enc(c)?.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    fn put_managed_login_branding(&mut self, b: &ManagedLoginBranding) -> Result<()> {
+        self.branding.insert(
+            ml_key(&b.pool_id, &b.client_id).as_str(),
+            enc(b)?.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    fn delete_managed_login_branding(&mut self, pool: &str, client: &str) -> Result<()> {
+        self.branding.remove(ml_key(pool, client).as_str())?;
         Ok(())
     }
 
@@ -427,6 +496,10 @@ impl Projections for WriteProjections<'_> {
         self.clients.remove(id)?;
         if let Some(c) = old {
             self.pool_clients.remove(k2(&c.pool_id, id).as_str())?;
+            // A client's branding goes with it.
+            self.branding
+                .remove(ui_key(&c.pool_id, Some(id)).as_str())?;
+            self.branding.remove(ml_key(&c.pool_id, id).as_str())?;
         }
         Ok(())
     }
@@ -809,5 +882,22 @@ impl View for Reader {
     }
     fn pool_by_domain(&self, domain: &str) -> Result<Option<String>> {
         get_str(&self.txn.open_table(DOMAINS)?, domain)
+    }
+    fn ui_customization(
+        &self,
+        pool: &str,
+        client: Option<&str>,
+    ) -> Result<Option<UiCustomization>> {
+        get_json(&self.bytes(BRANDING)?, &ui_key(pool, client))
+    }
+    fn managed_login_branding(
+        &self,
+        pool: &str,
+        client: &str,
+    ) -> Result<Option<ManagedLoginBranding>> {
+        get_json(&self.bytes(BRANDING)?, &ml_key(pool, client))
+    }
+    fn managed_login_brandings(&self, pool: &str) -> Result<Vec<ManagedLoginBranding>> {
+        brandings_of(&self.bytes(BRANDING)?, pool)
     }
 }

@@ -524,7 +524,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
             let name = format!("user{}", rng.below(60));
             let ci = pools.iter().position(|x| *x == p).unwrap();
             let now = 10 + step;
-            let cmd = match rng.below(14) {
+            let cmd = match rng.below(18) {
                 0 | 1 => Command::SignUp {
                     pool_id: p.into(),
                     client_id: Some(format!("c{ci}")),
@@ -622,6 +622,64 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                     pool_id: p.into(),
                     domain: format!("d{}", rng.below(4)),
                 },
+                // Branding: the pool's and clients' hosted UI CSS and logos, and managed
+                // login styles created, updated and deleted.
+                14 => Command::SetUiCustomization {
+                    customization: cognate_domain::UiCustomization {
+                        pool_id: p.into(),
+                        client_id: (rng.below(2) == 0).then(|| format!("c{ci}")),
+                        css: Some(format!(".banner-customizable {{ color: #{step:06}; }}")),
+                        css_version: format!("v{step}"),
+                        logo: (rng.below(2) == 0).then(|| cognate_domain::Logo {
+                            content_type: "image/png".into(),
+                            base64: format!("iVBO{step}"),
+                        }),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                },
+                15 => Command::CreateManagedLoginBranding {
+                    branding: cognate_domain::ManagedLoginBranding {
+                        id: format!("b{step}"),
+                        pool_id: p.into(),
+                        client_id: format!("c{ci}"),
+                        use_cognito_provided_values: rng.below(2) == 0,
+                        settings: None,
+                        assets: vec![],
+                        created_at: now,
+                        updated_at: now,
+                    },
+                },
+                16 | 17 => {
+                    let id = s
+                        .read_now()
+                        .unwrap()
+                        .managed_login_branding(p, &format!("c{ci}"))
+                        .unwrap()
+                        .map(|b| b.id)
+                        .unwrap_or_default();
+                    if rng.below(2) == 0 {
+                        Command::UpdateManagedLoginBranding {
+                            pool_id: p.into(),
+                            id,
+                            use_cognito_provided_values: Some(false),
+                            settings: Some(serde_json::json!({"step": step})),
+                            assets: Some(vec![cognate_domain::BrandingAsset {
+                                category: "FORM_LOGO".into(),
+                                color_mode: ["LIGHT", "DARK"][rng.below(2) as usize].into(),
+                                extension: "PNG".into(),
+                                bytes: Some(format!("iVBO{step}")),
+                                resource_id: None,
+                            }]),
+                            at: now,
+                        }
+                    } else {
+                        Command::DeleteManagedLoginBranding {
+                            pool_id: p.into(),
+                            id,
+                        }
+                    }
+                }
                 10 => Command::AnswerChallenge {
                     pool_id: p.into(),
                     username_key: name.clone(),
@@ -668,6 +726,13 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
     let s = Store::open(&path, WriterConfig::default()).unwrap();
     assert!(s.read_now().unwrap().pool("p_c").unwrap().is_none());
     assert!(s.read_now().unwrap().pool("p_a").unwrap().is_some());
+    // The scenario did leave branding behind to rebuild.
+    let r = s.read_now().unwrap();
+    let branded = ["p_a", "p_b"].iter().any(|p| {
+        r.ui_customization(p, None).unwrap().is_some()
+            || !r.managed_login_brandings(p).unwrap().is_empty()
+    });
+    assert!(branded);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 //! between pages, redirects and those functions.
 
 mod authorize;
+mod brand;
 mod endpoints;
 mod pages;
 mod token;
@@ -57,6 +58,9 @@ fn routes(cors: tower_http::cors::CorsLayer) -> Router<AppState> {
         )
         .route("/challenge", post(pages::challenge))
         .route("/static/hosted.css", get(pages::stylesheet))
+        .route("/ui.css", get(brand::stylesheet))
+        .route("/logo", get(brand::logo))
+        .route("/asset", get(brand::asset))
         .layer(axum::middleware::map_response(pages::security_headers));
     endpoints.merge(pages)
 }
@@ -77,6 +81,8 @@ pub(crate) struct Site {
     pub base: String,
     /// Whether cookies must be `Secure` (the daemon is reached over https).
     pub secure: bool,
+    /// The domain's ManagedLoginVersion: 1 shows UICustomization, 2 managed login styles.
+    pub login_version: i64,
 }
 
 impl Site {
@@ -108,7 +114,7 @@ impl FromRequestParts<AppState> for Site {
                 None => return Err(StatusCode::NOT_FOUND.into_response()),
             },
         };
-        let (pool, _) = match crate::domains::pool_of_domain(s, &domain).await {
+        let (pool, found) = match crate::domains::pool_of_domain(s, &domain).await {
             Ok(Some(found)) => found,
             Ok(None) => return Err(StatusCode::NOT_FOUND.into_response()),
             Err(e) => return Err(e.into_response()),
@@ -121,7 +127,12 @@ impl FromRequestParts<AppState> for Site {
         let secure = s.config().public_url.starts_with("https://")
             || parts.uri.scheme_str() == Some("https")
             || forwarded_https;
-        Ok(Site { pool, base, secure })
+        Ok(Site {
+            pool,
+            base,
+            secure,
+            login_version: found.managed_login_version,
+        })
     }
 }
 

@@ -43,6 +43,10 @@ pub(crate) struct Layout {
     pub query: String,
     pub error: Option<String>,
     pub info: Option<String>,
+    /// The client's branding stylesheet (UICustomization or managed login style).
+    pub brand_css: String,
+    /// The branded logo's URL, when there is a logo.
+    pub logo: Option<String>,
 }
 
 #[derive(Template)]
@@ -152,6 +156,7 @@ struct Ctx {
     csrf: String,
     /// A new CSRF cookie to set, when the browser had none.
     set_csrf: Option<String>,
+    brand: super::brand::PageBrand,
 }
 
 type Fields = Vec<(String, String)>;
@@ -200,12 +205,14 @@ impl Ctx {
             }
         };
         let csrf = s.keyring().token_hash(&format!("hosted-csrf:{raw}"));
+        let brand = super::brand::page_brand(&s, &site, &req.client.id).await;
         Ok(Ctx {
             s,
             site,
             req,
             csrf,
             set_csrf,
+            brand,
         })
     }
 
@@ -243,6 +250,8 @@ impl Ctx {
             query: self.req.query.clone(),
             error: None,
             info: None,
+            brand_css: self.brand.css.clone(),
+            logo: self.brand.logo.clone(),
         }
     }
 
