@@ -14,6 +14,8 @@ command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# The https test of Amplify's redirect sign-in makes its certificate with openssl.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -32,8 +34,9 @@ cargo test --workspace --locked -- --test-threads "${COGNATE_TEST_THREADS:-2}"
 cargo run --locked -q -p cognate-crds --bin crdgen -- --check
 scripts/check-k8s.sh
 
-# The real client libraries: amazon-cognito-identity-js, aws-amplify v6, aws-jwt-verify
-# and a page in headless Chromium (Node), pycognito's SRP (Python).
+# The real client libraries: amazon-cognito-identity-js, aws-amplify v6 (also its
+# redirect sign-in over https), aws-jwt-verify, openid-client and oidc-client-ts through
+# the hosted pages in headless Chromium (Node), pycognito's SRP (Python).
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error && npm test)
 python3 -m pip install --quiet -r tests/python/requirements.txt \
   || python3 -m pip install --quiet --break-system-packages -r tests/python/requirements.txt
