@@ -552,7 +552,7 @@ async fn console_manages_users_in_chromium() {
         .unwrap()
         .user_pool_client
         .unwrap();
-    assert_eq!(described.callback_urls(), [callback.clone()]);
+    assert_eq!(described.callback_urls(), std::slice::from_ref(&callback));
     assert_eq!(
         described.allowed_o_auth_scopes(),
         [

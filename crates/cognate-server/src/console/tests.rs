@@ -320,10 +320,12 @@ async fn pages_and_actions_need_a_session() {
     let t = setup().await;
     let pool = t.pool("p").await;
     let sub = t.user(&pool, "alice", "alice@example.com").await;
+    let client = t.client(&pool).await;
     for path in [
         "/console".to_owned(),
         "/console/pools".to_owned(),
         format!("/console/pools/{pool}"),
+        format!("/console/pools/{pool}/clients/{client}"),
         format!("/console/pools/{pool}/users"),
         format!("/console/pools/{pool}/users/new"),
         format!("/console/pools/{pool}/users/{sub}"),
@@ -353,6 +355,27 @@ async fn pages_and_actions_need_a_session() {
         )
         .await;
     assert_eq!(r.location(), "/console/login");
+    let before = t.last_seq().await;
+    for (path, form) in [
+        (
+            format!("/console/pools/{pool}/domain/create"),
+            vec![("domain", "shop")],
+        ),
+        (
+            format!("/console/pools/{pool}/resource-servers/create"),
+            vec![("identifier", "api"), ("name", "api")],
+        ),
+        (
+            format!("/console/pools/{pool}/clients/{client}/oauth"),
+            vec![("oauth_on", "yes")],
+        ),
+    ] {
+        let mut form = form;
+        form.push(("csrf", "x"));
+        let r = t.post(&path, "cognate_console=forged", &form).await;
+        assert_eq!(r.location(), "/console/login", "{path}");
+    }
+    assert_eq!(t.events_after(before).await.len(), 0);
     let u = t.read_user(&pool, &sub).await.unwrap();
     assert!(u.enabled, "nothing changed without a session");
 }
