@@ -1264,6 +1264,29 @@ async fn domains_resource_servers_and_client_oauth_settings() {
     let t = setup().await;
     let pool = t.pool("p").await;
     let client = t.client(&pool).await;
+    // Settings away from their defaults, so that passing them through is seen.
+    crate::clients::update(
+        t.state.clone(),
+        p::UpdateUserPoolClientRequest {
+            user_pool_id: pool.clone(),
+            client_id: client.clone(),
+            client_name: Some("web shop".into()),
+            access_token_validity: Some(2),
+            refresh_token_validity: Some(7),
+            token_validity_units: Some(p::TokenValidityUnitsType {
+                access_token: Some(p::TimeUnitsType::Hours),
+                ..Default::default()
+            }),
+            read_attributes: Some(vec!["email".into()]),
+            explicit_auth_flows: Some(vec![p::ExplicitAuthFlowsType::AllowUserSrpAuth]),
+            prevent_user_existence_errors: Some(p::PreventUserExistenceErrorTypes::Enabled),
+            enable_token_revocation: Some(false),
+            auth_session_validity: Some(10),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let s = t.session().await;
     let pool_page = format!("/console/pools/{pool}");
     let page = t.get(&pool_page, &s.cookie).await;
@@ -1406,6 +1429,7 @@ async fn domains_resource_servers_and_client_oauth_settings() {
     assert!(page.body.contains("id=\"no-hosted-login\""));
     assert_labelled(&page.body);
     let old = read_client().await;
+    assert!(old.units_given && !old.enable_token_revocation);
     let oauth = format!("/console/pools/{pool}/clients/{client}/oauth");
     let form = [
         ("oauth_on", "yes"),
