@@ -1,7 +1,9 @@
 //! The admin console in headless Chromium (fantoccini against chromedriver on a free
 //! port): sign in, find a user, disable and enable them with the effect checked through
 //! the AWS SDK, confirm an unconfirmed user, reset a password and finish the reset as
-//! the user, read the timeline, and use the keyboard and a narrow screen. Every page is
+//! the user, read the timeline, use the keyboard and a narrow screen, create a domain,
+//! a resource server and a client's OAuth settings, and follow the client's hosted-login
+//! link to its sign-in page. Every page is
 //! saved as a PNG in `target/console-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (scripts/test.sh installs them); the
@@ -416,6 +418,235 @@ async fn console_manages_users_in_chromium() {
     assert_eq!(overflow, json!(true), "the user page fits a 390px screen");
     b.shot("09-user-narrow").await;
     b.wd().set_window_size(1280, 900).await.unwrap();
+
+    // The pool's domain, a resource server and the client's OAuth settings, all through
+    // the pages; then the client's hosted-login link opens its sign-in page.
+    b.wd()
+        .goto(&d.url(&format!("/console/pools/{pool}")))
+        .await
+        .unwrap();
+    assert!(b.text("#no-domain").await.contains("No domain"));
+    b.fill("#dom-name", "shop-e2e").await;
+    b.wd()
+        .find(Locator::Id("dom-version"))
+        .await
+        .unwrap()
+        .select_by_value("2")
+        .await
+        .unwrap();
+    b.click("form[action$='/domain/create'] button[type=submit]")
+        .await;
+    assert!(
+        b.text("#flash").await.contains("Domain shop-e2e created"),
+        "{}",
+        b.text("#flash").await
+    );
+    let domain = c
+        .describe_user_pool_domain()
+        .domain("shop-e2e")
+        .send()
+        .await
+        .unwrap()
+        .domain_description
+        .unwrap();
+    assert_eq!(domain.user_pool_id(), Some(pool.as_str()));
+    assert_eq!(domain.managed_login_version(), Some(2));
+    // The resource server form is folded away until opened.
+    b.wd()
+        .find(Locator::XPath(
+            "//summary[normalize-space()='Create a resource server']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.fill("#rs-identifier", "https://api.example.com").await;
+    b.fill("#rs-name", "Orders API").await;
+    b.fill("#rs-scopes", "read Read orders\nwrite Change orders")
+        .await;
+    b.click("form[action$='/resource-servers/create'] button[type=submit]")
+        .await;
+    assert!(
+        b.text("#flash")
+            .await
+            .contains("Resource server https://api.example.com created"),
+        "{}",
+        b.text("#flash").await
+    );
+    let servers = b.text("#servers").await;
+    assert!(
+        servers.contains("https://api.example.com/read") && servers.contains("Change orders"),
+        "{servers}"
+    );
+    b.wd()
+        .execute(
+            "document.getElementById('domain-h').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.shot("10-pool-domain-and-resource-servers").await;
+
+    b.click(&format!("a[href='/console/pools/{pool}/clients/{client}']"))
+        .await;
+    assert!(
+        b.text("#no-hosted-login")
+            .await
+            .contains("OAuth is not allowed")
+    );
+    // Keyboard: from the OAuth switch, Tab goes on to the first flow of its fieldset.
+    b.wd()
+        .find(Locator::Id("oauth-on"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wd()
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focused = b.wd().active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("oflow-code")
+    );
+    for id in ["oflow-code", "idp-COGNITO"] {
+        b.wd()
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    for scope in ["openid", "https://api.example.com/read"] {
+        b.wd()
+            .find(Locator::Css(&format!("input[name=scope][value='{scope}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    let callback = format!("http://localhost:{}/callback", free_port());
+    b.fill("#callbacks", &callback).await;
+    b.click("form[action$='/oauth'] button[type=submit]").await;
+    assert!(
+        b.text("#flash")
+            .await
+            .contains("OAuth settings of app client"),
+        "{}",
+        b.text("#flash").await
+    );
+    let described = c
+        .describe_user_pool_client()
+        .user_pool_id(pool)
+        .client_id(client)
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client
+        .unwrap();
+    assert_eq!(described.callback_urls(), std::slice::from_ref(&callback));
+    assert_eq!(
+        described.allowed_o_auth_scopes(),
+        [
+            "openid".to_owned(),
+            "https://api.example.com/read".to_owned()
+        ]
+    );
+    assert_eq!(
+        described.allowed_o_auth_flows_user_pool_client(),
+        Some(true)
+    );
+    // The client's other settings were passed through: alice still signs in with it.
+    login(c, client, "alice", OTHER_PASSWORD).await;
+    // A refusal of the service is shown and saves nothing.
+    b.wd()
+        .find(Locator::Id("oflow-client_credentials"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.click("form[action$='/oauth'] button[type=submit]").await;
+    let flash = b.text("#flash").await;
+    assert!(flash.contains("InvalidOAuthFlowException"), "{flash}");
+    assert_eq!(
+        b.wd()
+            .find(Locator::Id("oflow-client_credentials"))
+            .await
+            .unwrap()
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("false")
+    );
+    b.shot("11-client-oauth").await;
+
+    let link = b
+        .wd()
+        .find(Locator::Id("hosted-login"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        link.starts_with(&d.url("/domains/shop-e2e/login?"))
+            && link.contains("response_type=code")
+            && link.contains("scope=openid%20https%3A%2F%2Fapi.example.com%2Fread"),
+        "{link}"
+    );
+    b.wd()
+        .find(Locator::Id("hosted-login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wd()
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#login-form input#password"))
+        .await
+        .unwrap();
+    assert_eq!(b.path().await, "/domains/shop-e2e/login");
+    b.shot("12-hosted-login").await;
+    // Signing in there sends the browser to the callback URL with a code.
+    b.fill("#username", "alice").await;
+    b.fill("#password", OTHER_PASSWORD).await;
+    b.wd()
+        .find(Locator::Css("#login-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = b.wd().current_url().await.unwrap();
+        if url.as_str().starts_with(&callback) {
+            assert!(
+                url.query_pairs().any(|(k, v)| k == "code" && !v.is_empty()),
+                "{url}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no redirect to the callback: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.wd().goto(&d.url("/console/pools")).await.unwrap();
 
     // Sign out: the session is gone.
     b.click(".who button").await;

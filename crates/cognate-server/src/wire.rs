@@ -233,24 +233,36 @@ where
     F: FnOnce(AppState, Req) -> Fut,
     Fut: Future<Output = Result<Resp>>,
 {
+    let req: Req = decode_domain_request(value)?;
+    let resp = f(s, req).await?;
+    serde_json::to_vec(&resp).map_err(|e| ApiError::internal("encode response", e))
+}
+
+/// Decodes a domain operation's request with the model's checks, a dotted `Domain`
+/// excepted (see `call_domain`). The console's domain forms go through it too.
+pub(crate) fn decode_domain_request<Req>(value: Value) -> Result<Req>
+where
+    Req: DeserializeOwned + Validate,
+{
+    let decode = |v: Value| {
+        serde_json::from_value::<Req>(v)
+            .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))
+    };
     let dotted = value
         .get("Domain")
         .and_then(Value::as_str)
         .is_some_and(|d| d.contains('.') && d.len() <= 253);
-    if !dotted {
-        return call(s, value, f).await;
-    }
-    let mut probe = value.clone();
-    probe["Domain"] = Value::from("custom");
-    let probe: Req = serde_json::from_value(probe)
-        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))?;
+    let probe = if dotted {
+        let mut probe = value.clone();
+        probe["Domain"] = Value::from("custom");
+        decode(probe)?
+    } else {
+        decode(value.clone())?
+    };
     if let Some(msg) = probe.validate() {
         return Err(ApiError::invalid(msg));
     }
-    let req: Req = serde_json::from_value(value)
-        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))?;
-    let resp = f(s, req).await?;
-    serde_json::to_vec(&resp).map_err(|e| ApiError::internal("encode response", e))
+    if dotted { decode(value) } else { Ok(probe) }
 }
 
 /// amazon-cognito-identity-js sends `null` for absent entries of the string maps

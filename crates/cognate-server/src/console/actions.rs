@@ -1,4 +1,5 @@
-//! The console's actions (POST): sign-in and sign-out, app clients, and user management.
+//! The console's actions (POST): sign-in and sign-out, domains, resource servers, app
+//! clients (with their OAuth settings), and user management.
 //! Each runs the API's own handler (or, where the API has no operation for it or its
 //! handler does not record the caller, the same domain command) on behalf of the
 //! signed-in administrator, then redirects with a message (POST-redirect-GET).
@@ -30,6 +31,19 @@ where
     if let Some(msg) = req.validate() {
         return Err(ApiError::invalid(msg));
     }
+    with_actor(actor.to_owned(), f(s.clone(), req)).await
+}
+
+/// `api` for the domain operations, whose model checks the wire relaxes for custom
+/// domain names: the request passes the wire's own decoding of them.
+async fn api_domain<Req, Resp, F, Fut>(s: &AppState, actor: &str, req: Req, f: F) -> Result<Resp>
+where
+    Req: serde::Serialize + serde::de::DeserializeOwned + Validate,
+    F: FnOnce(AppState, Req) -> Fut,
+    Fut: Future<Output = Result<Resp>>,
+{
+    let value = serde_json::to_value(&req).map_err(|e| ApiError::internal("encode request", e))?;
+    let req: Req = crate::wire::decode_domain_request(value)?;
     with_actor(actor.to_owned(), f(s.clone(), req)).await
 }
 
@@ -239,6 +253,16 @@ pub(crate) async fn client_action(
                 format!("App client {client_id} deleted."),
             )
         }
+        "oauth" => {
+            let result = save_oauth(&c.app, &posted.admin.actor, &client, &posted.fields).await;
+            return c.done(
+                &posted.admin,
+                &format!("/console/pools/{pool_id}/clients/{client_id}"),
+                result
+                    .map(|_| format!("OAuth settings of app client {client_id} saved."))
+                    .map_err(|e| format!("The OAuth settings were not saved: {}", said(e))),
+            );
+        }
         _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such action."),
     };
     let result = c
@@ -249,6 +273,221 @@ pub(crate) async fn client_action(
         .map(|_| ok)
         .map_err(|e| said(e.into()));
     c.done(&posted.admin, &back, result)
+}
+
+/// Lines of a text area, trimmed, without empty ones.
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `None` for an empty list: the setting is then absent, as when an API caller omits it.
+fn some(v: Vec<String>) -> Option<Vec<String>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// Saves the OAuth form through UpdateUserPoolClient. Cognito's update resets every
+/// setting it is not given, so the client's other settings are passed through as
+/// DescribeUserPoolClient reports them; one update, so a refusal changes nothing.
+async fn save_oauth(
+    s: &AppState,
+    actor: &str,
+    client: &cognate_domain::Client,
+    f: &super::Fields,
+) -> Result<()> {
+    let cur = crate::clients::describe_client(s, client)?;
+    let flows: Vec<p::OAuthFlowType> = f
+        .all("oauth_flow")
+        .iter()
+        .filter_map(|x| serde_json::from_value(serde_json::Value::from(x.clone())).ok())
+        .collect();
+    let default_redirect = f.text("default_redirect");
+    let req = p::UpdateUserPoolClientRequest {
+        user_pool_id: client.pool_id.clone(),
+        client_id: client.id.clone(),
+        client_name: cur.client_name,
+        refresh_token_validity: cur.refresh_token_validity,
+        access_token_validity: cur.access_token_validity,
+        id_token_validity: cur.id_token_validity,
+        // Given units are remembered as given; defaulted ones stay defaulted.
+        token_validity_units: cur.token_validity_units.filter(|_| client.units_given),
+        read_attributes: cur.read_attributes,
+        write_attributes: cur.write_attributes,
+        explicit_auth_flows: cur.explicit_auth_flows,
+        analytics_configuration: cur.analytics_configuration,
+        prevent_user_existence_errors: cur.prevent_user_existence_errors,
+        enable_token_revocation: cur.enable_token_revocation,
+        // As stored: describe reports an unset flag as false.
+        enable_propagate_additional_user_context_data: crate::util::get_setting(
+            &client.settings,
+            "EnablePropagateAdditionalUserContextData",
+        ),
+        auth_session_validity: cur.auth_session_validity,
+        refresh_token_rotation: cur.refresh_token_rotation,
+        allowed_oauth_flows_user_pool_client: Some(f.get("oauth_on").is_some()),
+        allowed_oauth_flows: (!flows.is_empty()).then_some(flows),
+        allowed_oauth_scopes: some(f.all("scope")),
+        supported_identity_providers: some(f.all("provider")),
+        callback_urls: some(lines(f.get("callbacks").unwrap_or_default())),
+        logout_urls: some(lines(f.get("logouts").unwrap_or_default())),
+        default_redirect_uri: (!default_redirect.is_empty()).then_some(default_redirect),
+    };
+    api(s, actor, req, crate::clients::update).await?;
+    Ok(())
+}
+
+/// The pool's domain: create (prefix, or custom with a certificate), change its
+/// managed login version, delete (after the confirmation box).
+pub(crate) async fn domain_action(
+    State(c): State<Console>,
+    Path((pool_id, action)): Path<(String, String)>,
+    posted: Posted,
+) -> Response {
+    let back = format!("/console/pools/{pool_id}");
+    let (s, actor, f) = (&c.app, posted.admin.actor.as_str(), &posted.fields);
+    let domain = f.text("domain");
+    let version = match f.text("version").as_str() {
+        "" => None,
+        v => match v.parse::<i64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return c.done(
+                    &posted.admin,
+                    &back,
+                    Err("The managed login version must be 1 or 2.".into()),
+                );
+            }
+        },
+    };
+    let result = match action.as_str() {
+        "create" => {
+            let custom = f.get("kind") == Some("custom");
+            let req = p::CreateUserPoolDomainRequest {
+                domain: domain.clone(),
+                user_pool_id: pool_id.clone(),
+                managed_login_version: version,
+                custom_domain_config: custom.then(|| p::CustomDomainConfigType {
+                    certificate_arn: f.text("certificate_arn"),
+                }),
+            };
+            api_domain(s, actor, req, crate::domains::create_user_pool_domain)
+                .await
+                .map(|r| match r.cloud_front_domain {
+                    Some(target) => {
+                        format!("Domain {domain} created; point its DNS name at {target}.")
+                    }
+                    None => format!("Domain {domain} created."),
+                })
+        }
+        "update" => {
+            let req = p::UpdateUserPoolDomainRequest {
+                domain: domain.clone(),
+                user_pool_id: pool_id.clone(),
+                managed_login_version: version,
+                custom_domain_config: None,
+            };
+            api_domain(s, actor, req, crate::domains::update_user_pool_domain)
+                .await
+                .map(|r| {
+                    format!(
+                        "Domain {domain} now uses managed login version {}.",
+                        r.managed_login_version.unwrap_or(1)
+                    )
+                })
+        }
+        "delete" => {
+            if f.get("confirm") != Some("yes") {
+                Err(ApiError::invalid(
+                    "Tick the confirmation box to delete a domain.",
+                ))
+            } else {
+                let req = p::DeleteUserPoolDomainRequest {
+                    domain: domain.clone(),
+                    user_pool_id: pool_id.clone(),
+                };
+                api_domain(s, actor, req, crate::domains::delete_user_pool_domain)
+                    .await
+                    .map(|_| format!("Domain {domain} deleted: its hosted pages are gone."))
+            }
+        }
+        _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such action."),
+    };
+    c.done(&posted.admin, &back, result.map_err(said))
+}
+
+/// Scopes as the form takes them: one per line, the name, then a description (the
+/// name again when there is none, since Cognito requires one).
+fn scopes_of(text: &str) -> Vec<p::ResourceServerScopeType> {
+    lines(text)
+        .iter()
+        .map(|l| {
+            let (name, description) = match l.split_once(char::is_whitespace) {
+                Some((n, d)) if !d.trim().is_empty() => (n, d.trim()),
+                _ => (l.as_str(), l.as_str()),
+            };
+            p::ResourceServerScopeType {
+                scope_name: name.to_owned(),
+                scope_description: description.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Resource servers: create, update (name and scopes), delete (after the confirmation
+/// box).
+pub(crate) async fn server_action(
+    State(c): State<Console>,
+    Path((pool_id, action)): Path<(String, String)>,
+    posted: Posted,
+) -> Response {
+    let back = format!("/console/pools/{pool_id}");
+    let (s, actor, f) = (&c.app, posted.admin.actor.as_str(), &posted.fields);
+    let identifier = f.text("identifier");
+    let scopes = scopes_of(f.get("scopes").unwrap_or_default());
+    let result = match action.as_str() {
+        "create" => {
+            let req = p::CreateResourceServerRequest {
+                user_pool_id: pool_id.clone(),
+                identifier: identifier.clone(),
+                name: f.text("name"),
+                scopes: Some(scopes),
+            };
+            api(s, actor, req, crate::domains::create_resource_server)
+                .await
+                .map(|_| format!("Resource server {identifier} created."))
+        }
+        "update" => {
+            let req = p::UpdateResourceServerRequest {
+                user_pool_id: pool_id.clone(),
+                identifier: identifier.clone(),
+                name: f.text("name"),
+                scopes: Some(scopes),
+            };
+            api(s, actor, req, crate::domains::update_resource_server)
+                .await
+                .map(|_| format!("Resource server {identifier} saved."))
+        }
+        "delete" => {
+            if f.get("confirm") != Some("yes") {
+                Err(ApiError::invalid(
+                    "Tick the confirmation box to delete a resource server.",
+                ))
+            } else {
+                let req = p::DeleteResourceServerRequest {
+                    user_pool_id: pool_id.clone(),
+                    identifier: identifier.clone(),
+                };
+                api(s, actor, req, crate::domains::delete_resource_server)
+                    .await
+                    .map(|_| format!("Resource server {identifier} deleted."))
+            }
+        }
+        _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such action."),
+    };
+    c.done(&posted.admin, &back, result.map_err(said))
 }
 
 pub(crate) async fn create_user(

@@ -1,5 +1,6 @@
 //! The admin console: server-rendered pages under `/console` to find and manage users,
-//! look at pools and app clients, and read each user's history from the event log.
+//! look at pools, manage their domains, resource servers and app clients (with their
+//! OAuth settings and a link to each client's hosted sign-in page), and read each user's history from the event log.
 //!
 //! Everything works without JavaScript (there is none). Pages are askama templates
 //! (escaped by default); the stylesheet is compiled into the binary. Sign-in takes an
@@ -111,6 +112,15 @@ pub fn router_with<S: Clone + Send + Sync + 'static>(
         .route(
             "/console/pools/{pool}/clients",
             post(actions::create_client),
+        )
+        .route("/console/pools/{pool}/clients/{client}", get(pages::client))
+        .route(
+            "/console/pools/{pool}/domain/{action}",
+            post(actions::domain_action),
+        )
+        .route(
+            "/console/pools/{pool}/resource-servers/{action}",
+            post(actions::server_action),
         )
         .route(
             "/console/pools/{pool}/clients/{client}/{action}",

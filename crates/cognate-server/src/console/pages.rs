@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use cognate_domain::schema::DataType;
-use cognate_domain::{Pool, User, View};
+use cognate_domain::{Client, Pool, User, View};
 use cognate_proto as p;
 use http::{StatusCode, header};
 
@@ -15,6 +15,7 @@ use super::session::{LOGIN_COOKIE, random_token, set_cookie};
 use super::views::{self, Layout};
 use super::{Admin, Console, error_page, render};
 use crate::error::ApiError;
+use crate::util::get_setting;
 
 // Searchable attributes: exactly what the ListUsers filter accepts.
 use cognate_domain::filter::FILTERABLE as SEARCH_ATTRS;
@@ -283,6 +284,7 @@ pub(crate) async fn pool(
             constraints: constraints(d),
         })
         .collect();
+    let public_url = c.app.config().public_url.clone();
     let clients = clients
         .iter()
         .map(|cl| views::ClientRow {
@@ -291,6 +293,40 @@ pub(crate) async fn pool(
             has_secret: cl.secret_sealed.is_some(),
             flows: cl.explicit_auth_flows.join(", "),
             created: views::time(cl.created_at),
+            oauth: oauth_summary(&OAuth::of(cl)),
+            hosted_login: hosted_login(&public_url, &pool, cl).ok(),
+        })
+        .collect();
+    let domains = pool
+        .domains
+        .iter()
+        .map(|d| views::DomainRow {
+            domain: d.domain.clone(),
+            kind: if d.is_custom() { "custom" } else { "prefix" },
+            certificate_arn: d.certificate_arn.clone().unwrap_or_default(),
+            version: d.managed_login_version,
+            base: format!("{public_url}/domains/{}", d.domain),
+        })
+        .collect();
+    let servers = pool
+        .resource_servers
+        .values()
+        .enumerate()
+        .map(|(key, rs)| views::ServerRow {
+            identifier: rs.identifier.clone(),
+            name: rs.name.clone(),
+            scopes_text: rs
+                .scopes
+                .iter()
+                .map(|(n, d)| format!("{n} {d}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            scopes: rs
+                .scopes
+                .iter()
+                .map(|(n, d)| (format!("{}/{n}", rs.identifier), d.clone()))
+                .collect(),
+            key,
         })
         .collect();
     let groups = groups
@@ -335,6 +371,172 @@ pub(crate) async fn pool(
         groups,
         triggers,
         flows: FLOWS.to_vec(),
+        domains,
+        servers,
+    })
+}
+
+/// A client's OAuth settings, as stored (UpdateUserPoolClient's fields).
+pub(crate) struct OAuth {
+    pub on: bool,
+    pub flows: Vec<String>,
+    pub scopes: Vec<String>,
+    pub callbacks: Vec<String>,
+    pub logouts: Vec<String>,
+    pub default_redirect: Option<String>,
+    pub providers: Vec<String>,
+}
+
+impl OAuth {
+    pub fn of(cl: &Client) -> Self {
+        let st = &cl.settings;
+        Self {
+            on: get_setting(st, "AllowedOAuthFlowsUserPoolClient").unwrap_or(false),
+            flows: get_setting(st, "AllowedOAuthFlows").unwrap_or_default(),
+            scopes: get_setting(st, "AllowedOAuthScopes").unwrap_or_default(),
+            callbacks: get_setting(st, "CallbackURLs").unwrap_or_default(),
+            logouts: get_setting(st, "LogoutURLs").unwrap_or_default(),
+            default_redirect: get_setting(st, "DefaultRedirectURI"),
+            providers: get_setting(st, "SupportedIdentityProviders").unwrap_or_default(),
+        }
+    }
+}
+
+fn oauth_summary(o: &OAuth) -> String {
+    if !o.on || o.flows.is_empty() {
+        return "off".into();
+    }
+    format!("{}; scopes {}", o.flows.join(", "), list_or_none(&o.scopes))
+}
+
+/// The OAuth flows a client may be given.
+pub(crate) const OAUTH_FLOWS: &[(&str, &str)] = &[
+    ("code", "Authorization code grant (code)"),
+    ("implicit", "Implicit grant (implicit)"),
+    (
+        "client_credentials",
+        "Client credentials (client_credentials; needs a secret and custom scopes only)",
+    ),
+];
+
+/// The identity providers a client may name (the pool's own users only, until
+/// federation exists).
+pub(crate) const PROVIDERS: &[&str] = &["COGNITO"];
+
+/// The address of a client's hosted sign-in page on the pool's first domain: its first
+/// callback URL, the code flow if it has it (else implicit), and all its allowed scopes.
+/// `Err` says why the client has none.
+pub(crate) fn hosted_login(public_url: &str, pool: &Pool, cl: &Client) -> Result<String, String> {
+    let o = OAuth::of(cl);
+    let Some(domain) = pool.domains.first() else {
+        return Err("The pool has no domain yet.".into());
+    };
+    if !o.on {
+        return Err("OAuth is not allowed for this client.".into());
+    }
+    let response_type = if o.flows.iter().any(|f| f == "code") {
+        "code"
+    } else if o.flows.iter().any(|f| f == "implicit") {
+        "token"
+    } else {
+        return Err("The client allows neither the code nor the implicit flow.".into());
+    };
+    let Some(redirect) = o.callbacks.first() else {
+        return Err("The client has no callback URL.".into());
+    };
+    if !o.providers.iter().any(|p| p == "COGNITO") {
+        return Err("The client does not name COGNITO as an identity provider.".into());
+    }
+    let mut url = format!(
+        "{public_url}/domains/{}/login?client_id={}&response_type={response_type}&redirect_uri={}",
+        enc(&domain.domain),
+        enc(&cl.id),
+        enc(redirect)
+    );
+    if !o.scopes.is_empty() {
+        url.push_str("&scope=");
+        url.push_str(&enc(&o.scopes.join(" ")));
+    }
+    Ok(url)
+}
+
+pub(crate) async fn client(
+    State(c): State<Console>,
+    admin: Admin,
+    Path((pool_id, client_id)): Path<(String, String)>,
+) -> Response {
+    let pool = match load_pool(&c, &pool_id).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let cl = match crate::clients::load_client(&c.app, &pool.id, &client_id).await {
+        Ok(cl) => cl,
+        Err(e) if matches!(e.kind, cognate_domain::ErrorKind::ResourceNotFound) => {
+            return not_found("There is no app client with this id in the pool.");
+        }
+        Err(e) => return internal(e.message),
+    };
+    let o = OAuth::of(&cl);
+    let choice = |value: &str, label: &str, on: &[String]| views::Choice {
+        value: value.to_owned(),
+        label: label.to_owned(),
+        on: on.iter().any(|x| x == value),
+    };
+    let mut scope_names: Vec<String> = crate::clients::STANDARD_SCOPES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    scope_names.extend(crate::domains::custom_scopes(&pool));
+    // A scope the client still names but the pool no longer has stays visible, so
+    // saving does not drop it silently (the service then refuses it by name).
+    for s in &o.scopes {
+        if !scope_names.contains(s) {
+            scope_names.push(s.clone());
+        }
+    }
+    let (hosted, why) = match hosted_login(&c.app.config().public_url, &pool, &cl) {
+        Ok(u) => (Some(u), String::new()),
+        Err(w) => (None, w),
+    };
+    render(&views::ClientPage {
+        l: Layout::new(
+            &admin,
+            format!("App client {}", cl.name),
+            vec![
+                pools_crumb(),
+                pool_crumb(&pool),
+                (
+                    format!("/console/pools/{}/clients/{}", pool.id, cl.id),
+                    format!("App client {}", cl.name),
+                ),
+            ],
+        ),
+        pool: pool.id.clone(),
+        id: cl.id.clone(),
+        name: cl.name.clone(),
+        has_secret: cl.secret_sealed.is_some(),
+        auth_flows: cl.explicit_auth_flows.join(", "),
+        oauth_on: o.on,
+        oauth_flows: OAUTH_FLOWS
+            .iter()
+            .map(|&(v, l)| choice(v, l, &o.flows))
+            .collect(),
+        scopes: scope_names
+            .iter()
+            .map(|s| choice(s.as_str(), s.as_str(), &o.scopes))
+            .collect(),
+        providers: PROVIDERS
+            .iter()
+            .map(|&p| {
+                let label = format!("{p} (the pool's own users)");
+                choice(p, label.as_str(), &o.providers)
+            })
+            .collect(),
+        callbacks: o.callbacks.join("\n"),
+        logouts: o.logouts.join("\n"),
+        default_redirect: o.default_redirect.unwrap_or_default(),
+        hosted_login: hosted,
+        no_hosted_login: why,
     })
 }
 

@@ -300,7 +300,8 @@ fn hidden(html: &str, name: &str) -> String {
 /// Every visible form control has a label pointing at it.
 fn assert_labelled(html: &str) {
     for part in html.split('<').filter(|p| {
-        (p.starts_with("input ") || p.starts_with("select ")) && !p.contains("type=\"hidden\"")
+        (p.starts_with("input ") || p.starts_with("select ") || p.starts_with("textarea "))
+            && !p.contains("type=\"hidden\"")
     }) {
         let id = part
             .split("id=\"")
@@ -319,10 +320,12 @@ async fn pages_and_actions_need_a_session() {
     let t = setup().await;
     let pool = t.pool("p").await;
     let sub = t.user(&pool, "alice", "alice@example.com").await;
+    let client = t.client(&pool).await;
     for path in [
         "/console".to_owned(),
         "/console/pools".to_owned(),
         format!("/console/pools/{pool}"),
+        format!("/console/pools/{pool}/clients/{client}"),
         format!("/console/pools/{pool}/users"),
         format!("/console/pools/{pool}/users/new"),
         format!("/console/pools/{pool}/users/{sub}"),
@@ -352,6 +355,27 @@ async fn pages_and_actions_need_a_session() {
         )
         .await;
     assert_eq!(r.location(), "/console/login");
+    let before = t.last_seq().await;
+    for (path, form) in [
+        (
+            format!("/console/pools/{pool}/domain/create"),
+            vec![("domain", "shop")],
+        ),
+        (
+            format!("/console/pools/{pool}/resource-servers/create"),
+            vec![("identifier", "api"), ("name", "api")],
+        ),
+        (
+            format!("/console/pools/{pool}/clients/{client}/oauth"),
+            vec![("oauth_on", "yes")],
+        ),
+    ] {
+        let mut form = form;
+        form.push(("csrf", "x"));
+        let r = t.post(&path, "cognate_console=forged", &form).await;
+        assert_eq!(r.location(), "/console/login", "{path}");
+    }
+    assert_eq!(t.events_after(before).await.len(), 0);
     let u = t.read_user(&pool, &sub).await.unwrap();
     assert!(u.enabled, "nothing changed without a session");
 }
@@ -587,6 +611,9 @@ async fn state_changing_forms_need_the_session_csrf_token() {
     for path in [
         format!("/console/pools/{pool}/clients"),
         format!("/console/pools/{pool}/users"),
+        format!("/console/pools/{pool}/domain/create"),
+        format!("/console/pools/{pool}/resource-servers/create"),
+        format!("/console/pools/{pool}/clients/x/oauth"),
         "/console/logout".to_owned(),
     ] {
         let r = t
@@ -1222,4 +1249,402 @@ async fn the_daemon_router_serves_the_console() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get(header::CONTENT_SECURITY_POLICY).is_some());
+}
+
+/// The first `href` of an `<a id="...">` in a page, unescaped.
+fn link(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let start = html[..at].rfind("<a href=\"")? + "<a href=\"".len();
+    let href = html[start..].split('"').next()?;
+    Some(href.replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn domains_resource_servers_and_client_oauth_settings() {
+    let t = setup().await;
+    let pool = t.pool("p").await;
+    let client = t.client(&pool).await;
+    // Settings away from their defaults, so that passing them through is seen.
+    crate::clients::update(
+        t.state.clone(),
+        p::UpdateUserPoolClientRequest {
+            user_pool_id: pool.clone(),
+            client_id: client.clone(),
+            client_name: Some("web shop".into()),
+            access_token_validity: Some(2),
+            refresh_token_validity: Some(7),
+            token_validity_units: Some(p::TokenValidityUnitsType {
+                access_token: Some(p::TimeUnitsType::Hours),
+                ..Default::default()
+            }),
+            read_attributes: Some(vec!["email".into()]),
+            explicit_auth_flows: Some(vec![p::ExplicitAuthFlowsType::AllowUserSrpAuth]),
+            prevent_user_existence_errors: Some(p::PreventUserExistenceErrorTypes::Enabled),
+            enable_token_revocation: Some(false),
+            auth_session_validity: Some(10),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let s = t.session().await;
+    let pool_page = format!("/console/pools/{pool}");
+    let page = t.get(&pool_page, &s.cookie).await;
+    assert!(page.body.contains("id=\"no-domain\""), "{}", page.body);
+    assert!(page.body.contains("id=\"no-servers\""));
+    assert!(page.body.contains("<legend>Kind of domain</legend>"));
+    assert_labelled(&page.body);
+    let read_pool = || {
+        let (pid, st) = (pool.clone(), t.state.clone());
+        async move {
+            st.store()
+                .read(move |r| r.pool(&pid))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let read_client = || {
+        let (cid, st) = (client.clone(), t.state.clone());
+        async move {
+            st.store()
+                .read(move |r| r.client(&cid))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let before = t.last_seq().await;
+
+    // Domain: a bad prefix is the service's refusal in the flash; a good one is created
+    // with the chosen version, which can then change.
+    let domain = |action: &str| format!("/console/pools/{pool}/domain/{action}");
+    let page = t
+        .act(
+            &s,
+            &domain("create"),
+            &[("kind", "prefix"), ("domain", "My_Shop"), ("version", "2")],
+        )
+        .await;
+    assert!(page.body.contains("class=\"flash error\""), "{}", page.body);
+    assert!(
+        page.body.contains("InvalidParameterException"),
+        "{}",
+        page.body
+    );
+    assert!(read_pool().await.domains.is_empty());
+    let page = t
+        .act(
+            &s,
+            &domain("create"),
+            &[("kind", "prefix"), ("domain", "shop"), ("version", "2")],
+        )
+        .await;
+    assert!(page.body.contains("Domain shop created."), "{}", page.body);
+    let d = read_pool().await.domains;
+    assert_eq!(
+        (d.len(), d[0].domain.as_str(), d[0].managed_login_version),
+        (1, "shop", 2)
+    );
+    assert!(page.body.contains("http://127.0.0.1:9229/domains/shop"));
+    assert_labelled(&page.body);
+    let page = t
+        .act(
+            &s,
+            &domain("update"),
+            &[("domain", "shop"), ("version", "1")],
+        )
+        .await;
+    assert!(
+        page.body.contains("managed login version 1"),
+        "{}",
+        page.body
+    );
+    assert_eq!(read_pool().await.domains[0].managed_login_version, 1);
+    // A custom domain takes its certificate.
+    let page = t
+        .act(
+            &s,
+            &domain("create"),
+            &[
+                ("kind", "custom"),
+                ("domain", "auth.example.com"),
+                (
+                    "certificate_arn",
+                    "arn:aws:acm:us-east-1:000000000000:certificate/abc",
+                ),
+            ],
+        )
+        .await;
+    assert!(
+        page.body.contains("point its DNS name at 127.0.0.1"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("certificate/abc"));
+
+    // Resource servers: create with scopes, edit the scopes.
+    let rs = |action: &str| format!("/console/pools/{pool}/resource-servers/{action}");
+    let page = t
+        .act(
+            &s,
+            &rs("create"),
+            &[
+                ("identifier", "https://api.example.com"),
+                ("name", "Orders API"),
+                ("scopes", "read Read orders\r\n\r\nwrite\r\n"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body
+            .contains("Resource server https://api.example.com created."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<code>https://api.example.com/read</code>: Read orders")
+    );
+    assert_labelled(&page.body);
+    let server = |p: &cognate_domain::Pool| p.resource_servers["https://api.example.com"].clone();
+    assert_eq!(
+        server(&read_pool().await).scopes,
+        vec![
+            ("read".to_owned(), "Read orders".to_owned()),
+            ("write".to_owned(), "write".to_owned())
+        ]
+    );
+
+    // OAuth settings of the client, on its own page: the scopes offered include the
+    // custom ones; the other settings of the client are kept.
+    let client_page = format!("/console/pools/{pool}/clients/{client}");
+    let page = t.get(&client_page, &s.cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("value=\"https://api.example.com/write\"")
+    );
+    assert!(page.body.contains("<legend>Allowed scopes</legend>"));
+    assert!(page.body.contains("id=\"no-hosted-login\""));
+    assert_labelled(&page.body);
+    let old = read_client().await;
+    assert!(old.units_given && !old.enable_token_revocation);
+    let oauth = format!("/console/pools/{pool}/clients/{client}/oauth");
+    let form = [
+        ("oauth_on", "yes"),
+        ("oauth_flow", "code"),
+        ("scope", "openid"),
+        ("scope", "email"),
+        ("scope", "https://api.example.com/write"),
+        ("provider", "COGNITO"),
+        (
+            "callbacks",
+            "https://app.example.com/cb\r\nhttp://localhost:3000/cb",
+        ),
+        ("logouts", "https://app.example.com/bye"),
+        ("default_redirect", ""),
+    ];
+    let page = t.act(&s, &oauth, &form).await;
+    assert!(
+        page.body.contains("OAuth settings of app client"),
+        "{}",
+        page.body
+    );
+    let new = read_client().await;
+    let o = super::pages::OAuth::of(&new);
+    assert!(o.on);
+    assert_eq!(o.flows, vec!["code"]);
+    assert_eq!(
+        o.scopes,
+        vec!["openid", "email", "https://api.example.com/write"]
+    );
+    assert_eq!(
+        o.callbacks,
+        vec!["https://app.example.com/cb", "http://localhost:3000/cb"]
+    );
+    assert_eq!(o.logouts, vec!["https://app.example.com/bye"]);
+    assert_eq!(o.providers, vec!["COGNITO"]);
+    assert_eq!(o.default_redirect, None);
+    // Everything else as it was (UpdateUserPoolClient resets what it is not given).
+    let mut kept = new.clone();
+    for k in [
+        "AllowedOAuthFlowsUserPoolClient",
+        "AllowedOAuthFlows",
+        "AllowedOAuthScopes",
+        "CallbackURLs",
+        "LogoutURLs",
+        "SupportedIdentityProviders",
+    ] {
+        assert!(kept.settings.remove(k).is_some(), "{k}");
+    }
+    kept.updated_at = old.updated_at;
+    assert_eq!(kept, old);
+
+    // The hosted-login link: first callback URL, code, the allowed scopes, on the
+    // pool's domain; the daemon serves the sign-in page there.
+    let expected = format!(
+        "http://127.0.0.1:9229/domains/shop/login?client_id={client}&response_type=code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid%20email%20https%3A%2F%2Fapi.example.com%2Fwrite"
+    );
+    let page = t.get(&client_page, &s.cookie).await;
+    assert_eq!(
+        link(&page.body, "hosted-login").as_deref(),
+        Some(expected.as_str())
+    );
+    assert!(
+        page.body.contains("checked><label for=\"oflow-code\""),
+        "the form shows what is saved"
+    );
+    let page = t.get(&pool_page, &s.cookie).await;
+    assert_eq!(
+        link(&page.body, &format!("hosted-{client}")).as_deref(),
+        Some(expected.as_str())
+    );
+    let hosted = crate::router(t.state.clone())
+        .oneshot(
+            Request::get(expected.trim_start_matches("http://127.0.0.1:9229"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hosted.status(), StatusCode::OK);
+    let html = to_bytes(hosted.into_body(), 1 << 20).await.unwrap();
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("name=\"password\""), "{html}");
+
+    // Refusals are the service's, named in the flash, and change nothing.
+    let saved = read_client().await;
+    let page = t
+        .act(
+            &s,
+            &oauth,
+            &[
+                ("oauth_on", "yes"),
+                ("oauth_flow", "client_credentials"),
+                ("scope", "https://api.example.com/write"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body.contains("InvalidOAuthFlowException"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("were not saved"));
+    let page = t
+        .act(
+            &s,
+            &oauth,
+            &[
+                ("oauth_on", "yes"),
+                ("oauth_flow", "code"),
+                ("scope", "https://api.example.com/nope"),
+                ("callbacks", "https://app.example.com/cb"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body.contains("ScopeDoesNotExistException"),
+        "{}",
+        page.body
+    );
+    let page = t
+        .act(
+            &s,
+            &oauth,
+            &[
+                ("oauth_on", "yes"),
+                ("oauth_flow", "code"),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body.contains("CallbackURLs are required"),
+        "{}",
+        page.body
+    );
+    assert_eq!(read_client().await, saved);
+
+    // Editing the scopes: a scope the client uses can still be removed from the server
+    // (as in Cognito); the client page keeps showing it so saving does not drop it.
+    let page = t
+        .act(
+            &s,
+            &rs("update"),
+            &[
+                ("identifier", "https://api.example.com"),
+                ("name", "Orders"),
+                ("scopes", "read Read orders"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("saved"), "{}", page.body);
+    let srv = server(&read_pool().await);
+    assert_eq!((srv.name.as_str(), srv.scopes.len()), ("Orders", 1));
+    let page = t.get(&client_page, &s.cookie).await;
+    assert!(
+        page.body
+            .contains("value=\"https://api.example.com/write\" checked")
+    );
+
+    // Deletions need the confirmation box.
+    let page = t
+        .act(
+            &s,
+            &rs("delete"),
+            &[("identifier", "https://api.example.com")],
+        )
+        .await;
+    assert!(
+        page.body.contains("Tick the confirmation box"),
+        "{}",
+        page.body
+    );
+    assert_eq!(read_pool().await.resource_servers.len(), 1);
+    let page = t
+        .act(
+            &s,
+            &rs("delete"),
+            &[
+                ("identifier", "https://api.example.com"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("deleted"), "{}", page.body);
+    assert!(read_pool().await.resource_servers.is_empty());
+    for d in ["shop", "auth.example.com"] {
+        let page = t.act(&s, &domain("delete"), &[("domain", d)]).await;
+        assert!(
+            page.body.contains("Tick the confirmation box"),
+            "{}",
+            page.body
+        );
+        let page = t
+            .act(&s, &domain("delete"), &[("domain", d), ("confirm", "yes")])
+            .await;
+        assert!(
+            page.body.contains(&format!("Domain {d} deleted")),
+            "{}",
+            page.body
+        );
+    }
+    assert!(read_pool().await.domains.is_empty());
+    let page = t.get(&client_page, &s.cookie).await;
+    assert!(page.body.contains("The pool has no domain yet."));
+    assert!(link(&page.body, "hosted-login").is_none());
+
+    // Every change is in the log, attributed to the signed-in administrator.
+    let events = t.events_after(before).await;
+    assert!(events.len() >= 9, "{}", events.len());
+    for e in &events {
+        assert_eq!(
+            e.actor.as_deref(),
+            Some(format!("admin:{AK}").as_str()),
+            "{}",
+            e.event.type_name()
+        );
+    }
 }

@@ -109,6 +109,31 @@ pub(crate) struct ClientRow {
     pub has_secret: bool,
     pub flows: String,
     pub created: String,
+    /// OAuth flows and scopes in words ("off" when the client uses none).
+    pub oauth: String,
+    /// The client's hosted sign-in page, when it can use one.
+    pub hosted_login: Option<String>,
+}
+
+pub(crate) struct DomainRow {
+    pub domain: String,
+    /// "prefix" or "custom".
+    pub kind: &'static str,
+    pub certificate_arn: String,
+    pub version: i64,
+    /// Where its pages are served without DNS: `<public-url>/domains/<domain>`.
+    pub base: String,
+}
+
+pub(crate) struct ServerRow {
+    pub identifier: String,
+    pub name: String,
+    /// `name description` per line, as the edit form takes them.
+    pub scopes_text: String,
+    /// Full scope names (`<identifier>/<name>`) with their descriptions.
+    pub scopes: Vec<(String, String)>,
+    /// A short id for form controls (the identifier is a URL).
+    pub key: usize,
 }
 
 #[derive(Template)]
@@ -128,6 +153,36 @@ pub(crate) struct PoolPage {
     /// Outbox lag, when NATS is on.
     pub outbox: Option<String>,
     pub flows: Vec<&'static str>,
+    pub domains: Vec<DomainRow>,
+    pub servers: Vec<ServerRow>,
+}
+
+/// A choice in a list of checkboxes: (value, label, ticked).
+pub(crate) struct Choice {
+    pub value: String,
+    pub label: String,
+    pub on: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/client.html")]
+pub(crate) struct ClientPage {
+    pub l: Layout,
+    pub pool: String,
+    pub id: String,
+    pub name: String,
+    pub has_secret: bool,
+    pub auth_flows: String,
+    pub oauth_on: bool,
+    pub oauth_flows: Vec<Choice>,
+    pub scopes: Vec<Choice>,
+    pub providers: Vec<Choice>,
+    pub callbacks: String,
+    pub logouts: String,
+    pub default_redirect: String,
+    pub hosted_login: Option<String>,
+    /// Why there is no hosted-login link, when there is none.
+    pub no_hosted_login: String,
 }
 
 pub(crate) struct UserRow {
