@@ -12,6 +12,7 @@ mod branding;
 mod clients;
 mod console;
 mod durability;
+mod erasure;
 mod flood;
 mod groups;
 mod hosted;

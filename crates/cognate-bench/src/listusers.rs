@@ -132,8 +132,17 @@ async fn bulk_insert(
     width: usize,
     budget: Duration,
 ) -> Result<Inserted> {
+    // The master key the daemon made on its first start, so it can open what is sealed.
+    let master = db.with_file_name("master.key");
+    let hex_key = std::fs::read_to_string(&master)
+        .with_context(|| format!("reading {}", master.display()))?;
+    let keyring = cognate_crypto::Keyring::from_master_key(
+        &hex::decode(hex_key.trim()).context("master.key is not hex")?,
+    )
+    .map_err(|e| anyhow::anyhow!("master key: {e}"))?;
     let store = Store::open(
         db,
+        keyring,
         WriterConfig {
             max_batch: INSERT_BATCH,
             ..WriterConfig::default()

@@ -104,8 +104,12 @@ pub async fn run(
         .tempdir_in(base)
         .with_context(|| format!("creating a directory under {}", base.display()))?;
     let path = dir.path().join("bench.redb");
+    let keyring =
+        cognate_crypto::Keyring::from_master_key(&cognate_crypto::Keyring::generate_master_key())
+            .map_err(|e| anyhow::anyhow!("master key: {e}"))?;
     let store = Store::open(
         &path,
+        keyring,
         WriterConfig {
             max_batch,
             ..WriterConfig::default()

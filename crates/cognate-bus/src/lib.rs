@@ -19,7 +19,9 @@ mod tests;
 
 pub use cognate_proto::nats::{DAEMON_INBOX_PREFIX, NatsSettings, NatsSettingsError};
 pub use mailer::{SmtpConfig, SmtpTls, run_mailer};
-pub use outbox::{Outbox, OutboxConfig, OutboxEntry, OutboxSource, OutboxStats, Publication};
+pub use outbox::{
+    Outbox, OutboxConfig, OutboxEntry, OutboxSource, OutboxStats, Publication, Published,
+};
 
 /// Errors of this crate (trigger calls have their own, [`TriggerError`]).
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ pub enum Error {
     },
     #[error("JetStream consumer {name}: {message}")]
     Consumer { name: String, message: String },
+    #[error("cannot delete a user's messages: {0}")]
+    Erase(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

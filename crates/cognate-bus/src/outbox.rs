@@ -4,12 +4,19 @@
 //! acknowledged, so a crash or an outage at any point loses nothing; what was
 //! published but not yet recorded is published again and dropped by JetStream's
 //! deduplication. API writes never wait for this task.
+//!
+//! Erasure: publications about a user carry the user's `owner` id; where JetStream
+//! stored each is recorded with the source before the cursor moves. An entry that
+//! `erase`s an owner (a user's deletion) first deletes every recorded message of that
+//! owner from the streams (JetStream's secure delete overwrites the stored bytes), then
+//! publishes.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
@@ -23,6 +30,16 @@ pub struct Publication {
     /// `Nats-Msg-Id`: `<poolId>:<seq>`, with a suffix when one entry yields several.
     pub msg_id: String,
     pub payload: Bytes,
+    /// Whom the payload is about (a keyed hash of the user), if it holds personal data.
+    pub owner: Option<String>,
+}
+
+/// Where JetStream stored a publication about a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub owner: String,
+    pub stream: String,
+    pub seq: u64,
 }
 
 /// One event-log entry and what it publishes (possibly nothing).
@@ -33,6 +50,8 @@ pub struct OutboxEntry {
     /// counts from when the outbox first saw it.
     pub at_ms: Option<u64>,
     pub publications: Vec<Publication>,
+    /// Before publishing: delete every message recorded for this owner.
+    pub erase: Option<String>,
 }
 
 impl From<(u64, Vec<Publication>)> for OutboxEntry {
@@ -41,6 +60,7 @@ impl From<(u64, Vec<Publication>)> for OutboxEntry {
             seq,
             at_ms: None,
             publications,
+            erase: None,
         }
     }
 }
@@ -58,6 +78,22 @@ pub trait OutboxSource: Send + Sync {
     /// outbox also polls every [`OutboxConfig::poll_interval`], so a missed wake-up
     /// only delays.
     fn wait_for_new(&self, after: u64) -> impl Future<Output = ()> + Send;
+    /// Durably records where publications about users were stored (called before the
+    /// cursor moves past them).
+    fn record_published(&self, records: Vec<Published>) -> impl Future<Output = ()> + Send {
+        let _ = records;
+        async {}
+    }
+    /// Where the publications about `owner` were stored.
+    fn published_of(&self, owner: &str) -> impl Future<Output = Vec<Published>> + Send {
+        let _ = owner;
+        async { Vec::new() }
+    }
+    /// Forgets the records of `owner` once its messages were deleted.
+    fn forget_published(&self, owner: &str) -> impl Future<Output = ()> + Send {
+        let _ = owner;
+        async {}
+    }
 }
 
 impl<T: OutboxSource> OutboxSource for Arc<T> {
@@ -72,6 +108,15 @@ impl<T: OutboxSource> OutboxSource for Arc<T> {
     }
     fn wait_for_new(&self, after: u64) -> impl Future<Output = ()> + Send {
         (**self).wait_for_new(after)
+    }
+    fn record_published(&self, records: Vec<Published>) -> impl Future<Output = ()> + Send {
+        (**self).record_published(records)
+    }
+    fn published_of(&self, owner: &str) -> impl Future<Output = Vec<Published>> + Send {
+        (**self).published_of(owner)
+    }
+    fn forget_published(&self, owner: &str) -> impl Future<Output = ()> + Send {
+        (**self).forget_published(owner)
     }
 }
 
@@ -216,11 +261,15 @@ impl Outbox {
         let mut streams_ready = self.config.streams.is_none();
         let mut failures_in_row = 0u32;
         loop {
-            let batch = tokio::select! {
+            let mut batch = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 batch = source.batch_after(cursor, self.config.batch_size.max(1)) => batch,
             };
+            // An erasure waits until everything before it was published and recorded.
+            if let Some(i) = batch.iter().skip(1).position(|e| e.erase.is_some()) {
+                batch.truncate(i + 1);
+            }
             let Some(last) = batch.last() else {
                 stats.oldest_pending_ms.store(0, Ordering::Relaxed);
                 tokio::select! {
@@ -250,9 +299,16 @@ impl Outbox {
                 }
             };
             streams_ready |= ready.is_ok();
+            let ready = match (ready, batch.first().and_then(|e| e.erase.as_deref())) {
+                (Ok(()), Some(owner)) => erase_owner(bus, &source, owner).await.map_err(Some),
+                (other, _) => other,
+            };
             let outcome = match ready {
                 Ok(()) => {
-                    let (acked, error) = publish_batch(bus, &batch, stats).await;
+                    let (acked, error, published) = publish_batch(bus, &batch, stats).await;
+                    if !published.is_empty() {
+                        source.record_published(published).await;
+                    }
                     if let Some(seq) = acked {
                         cursor = seq;
                         source.save_cursor(seq).await;
@@ -299,15 +355,72 @@ impl Outbox {
     }
 }
 
+/// Deletes every recorded message about `owner` from its stream (JetStream overwrites
+/// a deleted message's bytes), then forgets the records. A message already gone (aged
+/// out, or deleted by an earlier attempt) counts as deleted.
+async fn erase_owner<S: OutboxSource>(bus: &Bus, source: &S, owner: &str) -> Result<(), Error> {
+    let records = source.published_of(owner).await;
+    let mut streams: std::collections::HashMap<String, async_nats::jetstream::stream::Stream> =
+        Default::default();
+    for r in &records {
+        if !streams.contains_key(&r.stream) {
+            match bus.jetstream().get_stream(&r.stream).await {
+                Ok(s) => {
+                    streams.insert(r.stream.clone(), s);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
+                            if j.error_code() == ErrorCode::STREAM_NOT_FOUND
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(Error::Erase(format!("stream {}: {e}", r.stream))),
+            }
+        }
+        let Some(stream) = streams.get(&r.stream) else {
+            continue;
+        };
+        match stream.delete_message(r.seq).await {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    async_nats::jetstream::stream::DeleteMessageErrorKind::JetStream(j)
+                        if j.error_code() == ErrorCode::NO_MESSAGE_FOUND
+                ) => {}
+            Err(e) => {
+                return Err(Error::Erase(format!(
+                    "deleting message {} of {}: {e}",
+                    r.seq, r.stream
+                )));
+            }
+        }
+    }
+    source.forget_published(owner).await;
+    if !records.is_empty() {
+        tracing::info!(
+            messages = records.len(),
+            "deleted a user's messages from JetStream"
+        );
+    }
+    Ok(())
+}
+
 /// Sends every publication of `batch` in order without waiting, then awaits the acks
-/// in order. Returns the last entry whose publications were all acknowledged, and the
-/// error that stopped the round, if any.
+/// in order. Returns the last entry whose publications were all acknowledged, the
+/// error that stopped the round, if any, and where the acknowledged publications about
+/// users were stored.
 async fn publish_batch(
     bus: &Bus,
     batch: &[OutboxEntry],
     stats: &OutboxStats,
-) -> (Option<u64>, Option<Error>) {
-    let mut sent: Vec<(u64, Vec<(&str, PublishAckFuture)>)> = Vec::with_capacity(batch.len());
+) -> (Option<u64>, Option<Error>, Vec<Published>) {
+    let mut published = Vec::new();
+    let mut sent: Vec<(u64, Vec<(&Publication, PublishAckFuture)>)> =
+        Vec::with_capacity(batch.len());
     let mut error = None;
     'send: for entry in batch {
         let mut acks = Vec::with_capacity(entry.publications.len());
@@ -320,7 +433,7 @@ async fn publish_batch(
                 .send_publish(p.subject.clone(), message)
                 .await
             {
-                Ok(ack) => acks.push((p.subject.as_str(), ack)),
+                Ok(ack) => acks.push((p, ack)),
                 Err(source) => {
                     // This entry is incomplete; what was sent of it is re-sent later
                     // and deduplicated.
@@ -336,26 +449,34 @@ async fn publish_batch(
     }
     let mut acked = None;
     for (seq, acks) in sent {
-        for (subject, ack) in acks {
+        for (p, ack) in acks {
             match ack.await {
                 Ok(ack) => {
                     stats.published.fetch_add(1, Ordering::Relaxed);
                     if ack.duplicate {
                         stats.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
+                    if let Some(owner) = &p.owner {
+                        published.push(Published {
+                            owner: owner.clone(),
+                            stream: ack.stream.clone(),
+                            seq: ack.sequence,
+                        });
+                    }
                 }
                 Err(source) => {
                     return (
                         acked,
                         Some(Error::Publish {
-                            subject: subject.to_owned(),
+                            subject: p.subject.clone(),
                             source,
                         }),
+                        published,
                     );
                 }
             }
         }
         acked = Some(seq);
     }
-    (acked, error)
+    (acked, error, published)
 }

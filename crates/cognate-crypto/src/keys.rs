@@ -40,6 +40,94 @@ pub enum KeyError {
     Open,
 }
 
+/// Length of a per-user data key.
+pub const DATA_KEY_LEN: usize = 32;
+/// Length of a data key wrapped by [`Keyring::wrap_data_key`].
+pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + DATA_KEY_LEN + TAG_LEN;
+
+fn data_key_aad(id: u64) -> [u8; 26] {
+    let mut aad = [0u8; 26];
+    aad[..18].copy_from_slice(b"cognate.datakey.v1");
+    aad[18..].copy_from_slice(&id.to_be_bytes());
+    aad
+}
+
+/// A per-user data key: personal values in the log and the projections are sealed with
+/// it, and destroying it (crypto-shredding) makes them unreadable for good.
+pub struct DataKey {
+    bytes: [u8; DATA_KEY_LEN],
+    key: aead::LessSafeKey,
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey { .. }")
+    }
+}
+
+impl DataKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; DATA_KEY_LEN];
+        crate::fill_random(&mut bytes);
+        // 32 bytes are always a valid AES-256 key.
+        Self::from_bytes(bytes).unwrap_or_else(|_| std::process::abort())
+    }
+
+    fn from_bytes(bytes: [u8; DATA_KEY_LEN]) -> Result<Self, KeyError> {
+        let unbound =
+            aead::UnboundKey::new(&aead::AES_256_GCM, &bytes).map_err(|_| KeyError::Derive)?;
+        Ok(Self {
+            bytes,
+            key: aead::LessSafeKey::new(unbound),
+        })
+    }
+
+    /// AES-256-GCM with a random nonce, bound to `aad`: `nonce || ciphertext || tag`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::fill_random(&mut nonce);
+        let mut buf = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+        buf.extend_from_slice(&nonce);
+        buf.extend_from_slice(plaintext);
+        let tag = match self.key.seal_in_place_separate_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(aad),
+            &mut buf[NONCE_LEN..],
+        ) {
+            Ok(tag) => tag,
+            Err(_) => std::process::abort(),
+        };
+        buf.extend_from_slice(tag.as_ref());
+        buf
+    }
+
+    /// Opens a value made by [`DataKey::seal`] with the same `aad`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(KeyError::Malformed);
+        }
+        let nonce = aead::Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN])
+            .map_err(|_| KeyError::Malformed)?;
+        let mut body = sealed[NONCE_LEN..].to_vec();
+        let n = self
+            .key
+            .open_in_place(nonce, aead::Aad::from(aad), &mut body)
+            .map_err(|_| KeyError::Open)?
+            .len();
+        body.truncate(n);
+        Ok(body)
+    }
+}
+
+impl Drop for DataKey {
+    fn drop(&mut self) {
+        // Best effort: the raw key does not outlive its use in this copy.
+        self.bytes = [0u8; DATA_KEY_LEN];
+        std::hint::black_box(&self.bytes);
+    }
+}
+
 /// The sub-keys derived from the master key. Cheap to clone.
 #[derive(Clone)]
 pub struct Keyring {
@@ -50,6 +138,7 @@ struct Inner {
     seal: aead::LessSafeKey,
     code: hmac::Key,
     refresh: hmac::Key,
+    index: hmac::Key,
 }
 
 impl fmt::Debug for Keyring {
@@ -87,6 +176,7 @@ impl Keyring {
         let seal = derive(&prk, b"seal")?;
         let code = derive(&prk, b"code")?;
         let refresh = derive(&prk, b"refresh")?;
+        let index = derive(&prk, b"index")?;
         let seal =
             aead::UnboundKey::new(&aead::AES_256_GCM, &seal).map_err(|_| KeyError::Derive)?;
         Ok(Self {
@@ -94,6 +184,7 @@ impl Keyring {
                 seal: aead::LessSafeKey::new(seal),
                 code: hmac::Key::new(hmac::HMAC_SHA256, &code),
                 refresh: hmac::Key::new(hmac::HMAC_SHA256, &refresh),
+                index: hmac::Key::new(hmac::HMAC_SHA256, &index),
             }),
         })
     }
@@ -182,6 +273,62 @@ impl Keyring {
         hex::encode(ctx.sign())
     }
 
+    /// Keyed hash for index keys that must stay searchable without holding the value
+    /// (usernames, aliases, subs, attribute values): hex of the first 16 bytes of
+    /// `HMAC-SHA256(index_key, part || 0x00 || part ...)`. Deterministic, so equal
+    /// inputs meet in an index; without the master key it cannot be checked against
+    /// guesses.
+    pub fn index_hash(&self, parts: &[&str]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.inner.index);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                ctx.update(&[0]);
+            }
+            ctx.update(part.as_bytes());
+        }
+        hex::encode(&ctx.sign().as_ref()[..16])
+    }
+
+    /// Wraps a per-user data key for its key store: AES-256-GCM under the seal key,
+    /// bound to the key's id, `nonce || ciphertext || tag` ([`WRAPPED_KEY_LEN`] bytes).
+    pub fn wrap_data_key(&self, id: u64, key: &DataKey) -> [u8; WRAPPED_KEY_LEN] {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::fill_random(&mut nonce);
+        let mut out = [0u8; WRAPPED_KEY_LEN];
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        out[NONCE_LEN..NONCE_LEN + DATA_KEY_LEN].copy_from_slice(&key.bytes);
+        let aad = data_key_aad(id);
+        let tag = match self.inner.seal.seal_in_place_separate_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(&aad[..]),
+            &mut out[NONCE_LEN..NONCE_LEN + DATA_KEY_LEN],
+        ) {
+            Ok(tag) => tag,
+            Err(_) => std::process::abort(),
+        };
+        out[NONCE_LEN + DATA_KEY_LEN..].copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Opens a key made by [`Keyring::wrap_data_key`] for the same id.
+    pub fn unwrap_data_key(&self, id: u64, wrapped: &[u8]) -> Result<DataKey, KeyError> {
+        if wrapped.len() != WRAPPED_KEY_LEN {
+            return Err(KeyError::Malformed);
+        }
+        let nonce = aead::Nonce::try_assume_unique_for_key(&wrapped[..NONCE_LEN])
+            .map_err(|_| KeyError::Malformed)?;
+        let mut body = wrapped[NONCE_LEN..].to_vec();
+        let aad = data_key_aad(id);
+        let plain = self
+            .inner
+            .seal
+            .open_in_place(nonce, aead::Aad::from(&aad[..]), &mut body)
+            .map_err(|_| KeyError::Open)?;
+        let mut bytes = [0u8; DATA_KEY_LEN];
+        bytes.copy_from_slice(plain.get(..DATA_KEY_LEN).ok_or(KeyError::Malformed)?);
+        DataKey::from_bytes(bytes)
+    }
+
     /// Keyed hash of a high-entropy secret such as a refresh token:
     /// `hex(HMAC-SHA256(refresh_key, secret))`.
     pub fn token_hash(&self, secret: &str) -> String {
@@ -196,6 +343,39 @@ mod tests {
 
     fn ring(byte: u8) -> Keyring {
         Keyring::from_master_key(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn data_keys_wrap_seal_and_refuse_the_wrong_id_or_aad() {
+        let k = ring(7);
+        let dk = DataKey::generate();
+        let wrapped = k.wrap_data_key(42, &dk);
+        assert_eq!(wrapped.len(), WRAPPED_KEY_LEN);
+        let back = k.unwrap_data_key(42, &wrapped).unwrap();
+        let sealed = dk.seal(b"aad", b"alice@example.com");
+        assert!(
+            !sealed.windows(5).any(|w| w == b"alice"),
+            "the value must not be readable in the sealed bytes"
+        );
+        assert_eq!(back.open(b"aad", &sealed).unwrap(), b"alice@example.com");
+        assert!(matches!(back.open(b"other", &sealed), Err(KeyError::Open)));
+        assert!(matches!(
+            k.unwrap_data_key(43, &wrapped),
+            Err(KeyError::Open)
+        ));
+        assert!(ring(8).unwrap_data_key(42, &wrapped).is_err());
+        let other = DataKey::generate();
+        assert!(other.open(b"aad", &sealed).is_err());
+    }
+
+    #[test]
+    fn index_hashes_are_keyed_and_separate_their_parts() {
+        let (a, b) = (ring(1), ring(2));
+        assert_eq!(a.index_hash(&["p", "x"]), a.index_hash(&["p", "x"]));
+        assert_ne!(a.index_hash(&["p", "x"]), b.index_hash(&["p", "x"]));
+        assert_ne!(a.index_hash(&["p", "x"]), a.index_hash(&["px"]));
+        assert_ne!(a.index_hash(&["p", "x", ""]), a.index_hash(&["p", "x"]));
+        assert_eq!(a.index_hash(&["p"]).len(), 32);
     }
 
     #[test]

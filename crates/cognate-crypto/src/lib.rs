@@ -14,7 +14,7 @@ pub mod srp;
 pub mod totp;
 
 pub use jwt::{JwtError, SigningKey};
-pub use keys::{KeyError, Keyring};
+pub use keys::{DataKey, KeyError, Keyring, WRAPPED_KEY_LEN};
 pub use password::{HashPolicy, PasswordError, PasswordHasher};
 pub use sigv4::SigV4Error;
 

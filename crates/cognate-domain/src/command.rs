@@ -304,6 +304,11 @@ pub enum Command {
         password_hash: String,
         srp: SrpVerifier,
     },
+    /// Housekeeping: drops up to `max` sessions that expired before `before`.
+    ExpireSessions {
+        before: Millis,
+        max: usize,
+    },
 }
 
 /// Tracked devices per user.
@@ -1414,6 +1419,21 @@ pub fn decide<V: View>(
                     previous_until: *grace_until,
                 },
             ))
+        }
+        Command::ExpireSessions { before, max } => {
+            let mut by_pool: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (pool, jti) in st!(v.expired_sessions(*before, *max)) {
+                by_pool.entry(pool).or_default().push(jti);
+            }
+            Ok(Outcome {
+                events: by_pool
+                    .into_iter()
+                    .map(|(pool, origin_jtis)| {
+                        (pool.clone(), pool, Event::SessionsExpired { origin_jtis })
+                    })
+                    .collect(),
+                refusal: None,
+            })
         }
         Command::RevokeSession { origin_jti } => {
             let s = st!(v.session(origin_jti))

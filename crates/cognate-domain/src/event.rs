@@ -206,6 +206,11 @@ pub enum Event {
     },
     #[serde(rename = "session.revoked")]
     SessionRevoked { origin_jti: String },
+    /// Housekeeping: sessions nothing can use any more (the refresh token expired, and
+    /// so has every token issued from it) are dropped. A pool-level event that names
+    /// the sessions, so that a replay drops exactly these, whoever was erased since.
+    #[serde(rename = "sessions.expired")]
+    SessionsExpired { origin_jtis: Vec<String> },
 }
 
 impl Event {
@@ -259,6 +264,7 @@ impl Event {
             Event::UserSignedOutGlobally { .. } => "user.signed_out_globally",
             Event::SessionRefreshed { .. } => "session.refreshed",
             Event::SessionRevoked { .. } => "session.revoked",
+            Event::SessionsExpired { .. } => "sessions.expired",
             Event::MessageQueued { .. } => "message.queued",
         }
     }
@@ -283,8 +289,9 @@ impl Event {
 /// How long a session outlives its refresh token before it is dropped: the longest
 /// validity of an access or ID token (one day), which still needs the session.
 pub const SESSION_GRACE_MS: Millis = 24 * 60 * 60 * 1000;
-/// Expired sessions removed per sign-in; more than one, so removal outpaces creation.
-pub const SESSIONS_EXPIRED_PER_SIGN_IN: usize = 16;
+/// Expired sessions dropped by one `ExpireSessions` command (the daemon repeats it
+/// while it finds that many).
+pub const SESSIONS_EXPIRED_PER_SWEEP: usize = 256;
 
 /// Answered challenge sessions a user record keeps (see `UserChallengeAnswered`).
 pub const MAX_ANSWERED_CHALLENGES: usize = 32;
@@ -359,7 +366,11 @@ impl Envelope {
 
     /// Decodes stored bytes, upcasting older payload versions first.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut raw: Value = serde_json::from_slice(bytes)?;
+        Self::decode_value(serde_json::from_slice(bytes)?)
+    }
+
+    /// [`Envelope::decode`] of an already parsed entry.
+    pub fn decode_value(mut raw: Value) -> Result<Self, DecodeError> {
         let ty = raw
             .get("type")
             .and_then(Value::as_str)
@@ -610,6 +621,11 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             }
         }
         Event::MessageQueued { .. } => {}
+        Event::SessionsExpired { origin_jtis } => {
+            for jti in origin_jtis {
+                p.drop_session(jti)?;
+            }
+        }
         Event::SessionRevoked { origin_jti } => {
             if let Some(mut s) = p.session(origin_jti)? {
                 s.revoked = true;
@@ -622,11 +638,6 @@ pub fn evolve<P: Projections>(p: &mut P, env: &Envelope) -> Result<(), P::Error>
             ..
         } => {
             p.put_session(session)?;
-            // Every sign-in clears away a few sessions that nothing can use any more: the
-            // refresh token expired, and so has every access or ID token issued from it
-            // (they live at most a day). Bounded work, driven by the event's time, so a
-            // rebuild does exactly the same.
-            p.expire_sessions(at - SESSION_GRACE_MS, SESSIONS_EXPIRED_PER_SIGN_IN)?;
             update_user(p, pool_id, username_key, at, |u| {
                 u.failed_sign_ins = 0;
                 u.locked_until = 0;

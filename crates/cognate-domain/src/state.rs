@@ -511,6 +511,13 @@ pub trait View {
     /// The managed login branding styles of a pool.
     fn managed_login_brandings(&self, pool: &str)
     -> Result<Vec<ManagedLoginBranding>, Self::Error>;
+    /// Up to `max` sessions that expired before `before`, soonest first, as
+    /// (pool id, origin jti).
+    fn expired_sessions(
+        &self,
+        before: Millis,
+        max: usize,
+    ) -> Result<Vec<(String, String)>, Self::Error>;
 }
 
 /// Writes of projected state; `put_user` keeps the sign-in indexes in step.
@@ -523,9 +530,8 @@ pub trait Projections: View {
     fn put_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
     fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<(), Self::Error>;
     fn put_session(&mut self, session: &Session) -> Result<(), Self::Error>;
-    /// Removes up to `max` sessions that expired before `before` (soonest first), with
-    /// their refresh-token entries.
-    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<(), Self::Error>;
+    /// Removes a session with its refresh-token entries (nothing if it is gone).
+    fn drop_session(&mut self, origin_jti: &str) -> Result<(), Self::Error>;
     fn put_group(&mut self, group: &Group) -> Result<(), Self::Error>;
     fn delete_group(&mut self, pool: &str, name: &str) -> Result<(), Self::Error>;
     fn put_ui_customization(&mut self, c: &UiCustomization) -> Result<(), Self::Error>;

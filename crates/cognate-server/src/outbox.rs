@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cognate_bus::{OutboxEntry, OutboxSource, Publication};
+use cognate_bus::{OutboxEntry, OutboxSource, Publication, Published};
 use cognate_domain::{Envelope, Event, Pool, View};
 use cognate_proto::messages::{Channel, subjects};
 use serde_json::{Value, json};
@@ -27,6 +27,12 @@ fn client_of(env: &Envelope) -> &str {
         .as_deref()
         .and_then(|a| a.strip_prefix("client:"))
         .unwrap_or("CLIENT_ID_NOT_APPLICABLE")
+}
+
+/// The owner id of what is published about a user: `pool/H(sub)` (the stored
+/// aggregate); a pool's deletion erases everything under `pool/`.
+fn owner_id(pool: &str, stored_aggregate: &str) -> String {
+    format!("{pool}/{stored_aggregate}")
 }
 
 pub struct LogSource {
@@ -58,6 +64,7 @@ impl LogSource {
             subject: subjects::event(&self.prefix, &env.pool, env.event.type_name()),
             msg_id: format!("{}:{}", env.pool, env.seq),
             payload: Bytes::from(payload.to_string()),
+            owner: None,
         }
     }
 
@@ -86,7 +93,33 @@ impl LogSource {
             subject: subjects::trigger(&self.prefix, &pool.id, name),
             msg_id: format!("{}:{}:{name}", env.pool, env.seq),
             payload: Bytes::from(event.to_string()),
+            owner: None,
         }
+    }
+
+    /// The deletion of a user whose key is already erased, as subscribers need it to
+    /// erase their own copies: the sub, the pool and when.
+    fn erased_publication(&self, entry: &cognate_store::LogEntry) -> Option<Publication> {
+        if entry.type_name != "user.deleted" {
+            return None;
+        }
+        let sub = entry.subject.as_deref()?;
+        let payload = json!({
+            "seq": entry.seq,
+            "at": entry.at,
+            "pool": entry.pool,
+            "aggregate": sub,
+            "type": entry.type_name,
+            "v": 1,
+            "actor": null,
+            "data": {},
+        });
+        Some(Publication {
+            subject: subjects::event(&self.prefix, &entry.pool, &entry.type_name),
+            msg_id: format!("{}:{}", entry.pool, entry.seq),
+            payload: Bytes::from(payload.to_string()),
+            owner: None,
+        })
     }
 
     /// Publications of one entry; `pools` caches pools across a batch.
@@ -109,12 +142,17 @@ impl LogSource {
                         subject: subjects::message(&self.prefix, &env.pool, ch),
                         msg_id: format!("{}:{}", env.pool, env.seq),
                         payload: Bytes::from(bytes),
+                        owner: None,
                     });
                 }
                 Err(e) => {
                     tracing::error!(seq = env.seq, error = %e, "queued message cannot be opened; skipped")
                 }
             }
+            return Ok(out);
+        }
+        if matches!(env.event, Event::SessionsExpired { .. }) {
+            // Housekeeping, not news.
             return Ok(out);
         }
         out.push(self.event_publication(env));
@@ -210,12 +248,31 @@ impl OutboxSource for LogSource {
             .read(move |r| {
                 let mut pools = HashMap::new();
                 let mut entries = Vec::new();
-                for env in r.events(seq + 1, limit)? {
-                    let publications = this.publications(&env, r, &mut pools)?;
+                for entry in r.entries(seq + 1, limit)? {
+                    let mut publications = match &entry.body {
+                        Some(env) => this.publications(env, r, &mut pools)?,
+                        // An erased user's event: nothing of it can be read, nothing is
+                        // published, except that the user is gone.
+                        None => this.erased_publication(&entry).into_iter().collect(),
+                    };
+                    // Whatever a user's event publishes is about the user: recorded, so
+                    // that the user's erasure can delete it from the streams.
+                    if entry.key.is_some() && entry.type_name != "user.deleted" {
+                        let owner = owner_id(&entry.pool, &entry.aggregate);
+                        for p in &mut publications {
+                            p.owner = Some(owner.clone());
+                        }
+                    }
+                    let erase = match entry.type_name.as_str() {
+                        "user.deleted" => Some(owner_id(&entry.pool, &entry.aggregate)),
+                        "pool.deleted" => Some(format!("{}/", entry.pool)),
+                        _ => None,
+                    };
                     entries.push(OutboxEntry {
-                        seq: env.seq,
-                        at_ms: Some(env.at.max(0) as u64),
+                        seq: entry.seq,
+                        at_ms: Some(entry.at.max(0) as u64),
                         publications,
+                        erase,
                     });
                 }
                 Ok(entries)
@@ -227,6 +284,38 @@ impl OutboxSource for LogSource {
                 tracing::error!(error = %e, "cannot read the event log for the outbox");
                 Vec::new()
             }
+        }
+    }
+
+    async fn record_published(&self, records: Vec<Published>) {
+        let n = records.len();
+        let records = records
+            .into_iter()
+            .map(|p| (p.owner, p.stream, p.seq))
+            .collect();
+        let now = crate::util::now_ms().max(0) as u64;
+        if let Err(e) = self.state.store().record_published(records, now).await {
+            // The messages stay until their stream's age limit removes them.
+            tracing::error!(error = %e, messages = n, "cannot record published messages; an erasure will not find them");
+        }
+    }
+
+    async fn published_of(&self, owner: &str) -> Vec<Published> {
+        match self.state.store().published_of(owner).await {
+            Ok(list) => list
+                .into_iter()
+                .map(|(owner, stream, seq)| Published { owner, stream, seq })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the published messages of an erased user");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn forget_published(&self, owner: &str) {
+        if let Err(e) = self.state.store().forget_published(owner).await {
+            tracing::error!(error = %e, "cannot forget an erased user's published messages");
         }
     }
 

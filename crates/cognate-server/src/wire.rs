@@ -104,6 +104,9 @@ async fn handle(
     body: Body,
     target: &str,
 ) -> Result<Vec<u8>> {
+    if target == crate::export::TARGET {
+        return export_request(s, method, uri, headers, body).await;
+    }
     let op = target
         .strip_prefix(TARGET_PREFIX)
         .and_then(Operation::from_name)
@@ -165,6 +168,28 @@ async fn handle(
         }
     }
     ACTOR.scope(actor, dispatch(s.clone(), op, value)).await
+}
+
+/// `CognateService.AdminExportUserData`: signed like every admin operation.
+async fn export_request(
+    s: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>> {
+    let limit = s.config().max_body;
+    let bytes = to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorKind::RequestEntityTooLarge,
+            format!("Request body is larger than the limit of {limit} bytes."),
+        )
+    })?;
+    check_signature(s, method, uri, headers, &bytes)?;
+    let req: crate::export::ExportRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))?;
+    let doc = crate::export::export_user(s, &req.user_pool_id, &req.username).await?;
+    serde_json::to_vec(&doc).map_err(|e| ApiError::internal("encode response", e))
 }
 
 fn check_signature(

@@ -4,18 +4,23 @@
 //! read transactions and never wait for the writer; since callers are answered only after
 //! the commit, a read after a response always sees that response's events.
 
+mod keys;
+mod seal;
 mod tables;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cognate_crypto::Keyring;
 use cognate_domain::event::DecodeError;
 use cognate_domain::{Command, DomainError, Envelope, Millis};
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
-pub use tables::{Reader, SEARCHABLE, digest_of};
+pub use seal::{Sealed, seal_legacy};
+use tables::Crypt;
+pub use tables::{LogEntry, Reader, SEARCHABLE, is_personal};
 pub use writer::{QueuedMessage, WriterConfig};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,6 +41,12 @@ pub enum Error {
     BatchFailed(String),
     #[error("blocking task failed: {0}")]
     Join(String),
+    #[error("data keys: {0}")]
+    Keys(String),
+    #[error(
+        "this database holds {0} events in the unsealed format of an earlier version; stop the daemon and run `cognate seal-log` once (docs/erasure.md)"
+    )]
+    Legacy(u64),
 }
 
 macro_rules! from_redb {
@@ -96,20 +107,73 @@ impl Stats {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    crypt: Arc<Crypt>,
     writer: writer::Handle,
     stats: Arc<Stats>,
 }
 
+/// The data-key store beside a database: `cognate.redb` → `cognate.keys`.
+pub fn keys_path(db: &Path) -> PathBuf {
+    db.with_extension("keys")
+}
+
+/// Opens the database and its data-key store, refusing an unsealed older log, and
+/// carries out erasures a crash interrupted.
+fn open_parts(path: &Path, keyring: Keyring) -> Result<(Arc<Database>, Arc<Crypt>, u64)> {
+    let db = Database::create(path)?;
+    let legacy = tables::legacy_entries(&db)?;
+    if legacy > 0 {
+        return Err(Error::Legacy(legacy));
+    }
+    tables::ensure(&db)?;
+    let assigned = tables::meta_value(&db.begin_read()?, tables::KEYS_ASSIGNED)?;
+    let keys = keys::DataKeys::open(&keys_path(path), keyring.clone(), assigned)?;
+    let crypt = Arc::new(Crypt {
+        keys,
+        ring: keyring,
+        prefix: Default::default(),
+    });
+    let pending: Vec<u64> = {
+        let txn = db.begin_read()?;
+        let t = txn.open_table(tables::ERASE_PENDING)?;
+        let mut ids = Vec::new();
+        for item in t.iter()? {
+            ids.push(item?.0.value());
+        }
+        ids
+    };
+    if !pending.is_empty() {
+        crypt.keys.erase(&pending)?;
+        let txn = db.begin_write()?;
+        {
+            let mut t = txn.open_table(tables::ERASE_PENDING)?;
+            for id in &pending {
+                t.remove(*id)?;
+            }
+        }
+        txn.commit()?;
+        tracing::info!(keys = pending.len(), "finished erasures a stop interrupted");
+    }
+    Ok((Arc::new(db), crypt, assigned + 1))
+}
+
 impl Store {
-    pub fn open(path: &Path, config: WriterConfig) -> Result<Self> {
-        let db = Arc::new(Database::create(path)?);
-        tables::ensure(&db)?;
+    /// Opens (or creates) the database at `path` with its data-key store beside it;
+    /// `keyring` must hold the master key the store was made with.
+    pub fn open(path: &Path, keyring: Keyring, config: WriterConfig) -> Result<Self> {
+        let (db, crypt, next_key) = open_parts(path, keyring)?;
+        tables::build_prefix_index(&db.begin_read()?, &crypt)?;
         let stats = Arc::new(Stats::default());
         stats
             .last_seq
             .store(tables::last_seq(&db.begin_read()?)?, Ordering::Relaxed);
-        let writer = writer::spawn(db.clone(), stats.clone(), config);
-        Ok(Self { db, writer, stats })
+        let writer = writer::spawn(db.clone(), crypt.clone(), stats.clone(), config, next_key);
+        Ok(Self {
+            db,
+            crypt,
+            writer,
+            stats,
+        })
     }
 
     /// Queues a command for the writer and waits until its events are durable.
@@ -160,9 +224,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Reader) -> Result<T> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, crypt) = (self.db.clone(), self.crypt.clone());
         tokio::task::spawn_blocking(move || {
-            let r = Reader::new(db.begin_read()?);
+            let r = Reader::new(db.begin_read()?, crypt);
             f(&r)
         })
         .await
@@ -171,7 +235,7 @@ impl Store {
 
     /// A read on the current thread (for synchronous callers and tests).
     pub fn read_now(&self) -> Result<Reader> {
-        Ok(Reader::new(self.db.begin_read()?))
+        Ok(Reader::new(self.db.begin_read()?, self.crypt.clone()))
     }
 
     pub fn stats(&self) -> &Arc<Stats> {
@@ -181,8 +245,11 @@ impl Store {
     /// Stops the writer after its queued work and releases the database file. Call it with
     /// the last clone of the store (after the server has stopped).
     pub fn close(self) {
-        let Store { db, writer, .. } = self;
+        let Store {
+            db, writer, crypt, ..
+        } = self;
         writer.close();
+        drop(crypt);
         drop(db);
     }
 
@@ -206,9 +273,104 @@ impl Store {
         .map_err(|e| Error::Join(e.to_string()))?
     }
 
+    /// Records where the outbox stored messages about users: (owner, stream, stream
+    /// sequence), at `now`.
+    pub async fn record_published(
+        &self,
+        records: Vec<(String, String, u64)>,
+        now: u64,
+    ) -> Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let txn = db.begin_write()?;
+            {
+                let mut by_owner = txn.open_table(tables::PUBLISHED)?;
+                let mut by_time = txn.open_table(tables::PUBLISHED_AT)?;
+                for (owner, stream, seq) in records {
+                    let key = format!("{owner}\0{stream}\0{seq:020}");
+                    by_owner.insert(key.as_str(), now)?;
+                    by_time.insert(format!("{now:020}\0{key}").as_str(), ())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Join(e.to_string()))?
+    }
+
+    /// The recorded messages of every owner starting with `prefix` (a user's
+    /// `pool/H(sub)`, or `pool/` for all of a pool's users): (owner, stream, sequence).
+    pub async fn published_of(&self, prefix: &str) -> Result<Vec<(String, String, u64)>> {
+        let prefix = prefix.to_owned();
+        self.read(move |r| r.published_of(&prefix)).await
+    }
+
+    /// Forgets the records of every owner starting with `prefix`.
+    pub async fn forget_published(&self, prefix: &str) -> Result<()> {
+        let (db, prefix) = (self.db.clone(), prefix.to_owned());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let txn = db.begin_write()?;
+            {
+                let mut by_owner = txn.open_table(tables::PUBLISHED)?;
+                let mut by_time = txn.open_table(tables::PUBLISHED_AT)?;
+                let mut gone = Vec::new();
+                for item in by_owner.range(prefix.as_str()..)? {
+                    let (k, at) = item?;
+                    if !k.value().starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    gone.push((k.value().to_owned(), at.value()));
+                }
+                for (k, at) in gone {
+                    by_owner.remove(k.as_str())?;
+                    by_time.remove(format!("{at:020}\0{k}").as_str())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Join(e.to_string()))?
+    }
+
+    /// Forgets records older than `before` (their messages aged out of the streams), at
+    /// most `max`; returns how many went.
+    pub async fn prune_published(&self, before: u64, max: usize) -> Result<usize> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<usize> {
+            let txn = db.begin_write()?;
+            let n = {
+                let mut by_owner = txn.open_table(tables::PUBLISHED)?;
+                let mut by_time = txn.open_table(tables::PUBLISHED_AT)?;
+                let hi = format!("{before:020}");
+                let mut old = Vec::new();
+                for item in by_time.range(..hi.as_str())?.take(max) {
+                    old.push(item?.0.value().to_owned());
+                }
+                for k in &old {
+                    by_time.remove(k.as_str())?;
+                    if let Some((_, key)) = k.split_once('\0') {
+                        by_owner.remove(key)?;
+                    }
+                }
+                old.len()
+            };
+            txn.commit()?;
+            Ok(n)
+        })
+        .await
+        .map_err(|e| Error::Join(e.to_string()))?
+    }
+
     /// Digest of the incrementally kept projections.
     pub fn digest(&self) -> Result<String> {
-        digest_of(&self.db.begin_read()?)
+        tables::digest_of(&self.db.begin_read()?, &self.crypt)
+    }
+
+    /// The keyed hash a user's sub has in the log and the history index.
+    pub fn subject_hash(&self, pool: &str, sub: &str) -> String {
+        self.crypt.sub_h(pool, sub)
     }
 }
 
@@ -216,23 +378,25 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct Rebuilt {
     pub events: u64,
+    /// Of them, events of erased users (only their place in the history is kept).
+    pub erased: u64,
     pub live_digest: String,
     pub rebuilt_digest: String,
 }
 
 /// Replays the whole log of the database at `path` into fresh projections, replacing the
 /// old ones, and reports the digests before and after. The daemon must be stopped.
-pub fn rebuild(path: &Path) -> Result<Rebuilt> {
-    let db = Database::create(path)?;
-    tables::ensure(&db)?;
-    let live_digest = digest_of(&db.begin_read()?)?;
+pub fn rebuild(path: &Path, keyring: Keyring) -> Result<Rebuilt> {
+    let (db, crypt, _) = open_parts(path, keyring)?;
+    let live_digest = tables::digest_of(&db.begin_read()?, &crypt)?;
     let txn = db.begin_write()?;
     tables::clear_projections(&txn)?;
-    let events = tables::replay(&txn)?;
+    let (events, erased) = tables::replay(&txn, &crypt)?;
     txn.commit()?;
-    let rebuilt_digest = digest_of(&db.begin_read()?)?;
+    let rebuilt_digest = tables::digest_of(&db.begin_read()?, &crypt)?;
     Ok(Rebuilt {
         events,
+        erased,
         live_digest,
         rebuilt_digest,
     })

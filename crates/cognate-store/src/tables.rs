@@ -1,47 +1,72 @@
 //! Table definitions (versioned names), the projections over a write transaction, the
 //! reader over a read transaction, replay and the state digest.
+//!
+//! Personal data (DESIGN.md §3): every event about a user is stored sealed with that
+//! user's data key (see `keys.rs`), and so are the user's records (`users`, `sessions`);
+//! index keys that must stay searchable (username, aliases, sub, attribute values) are
+//! keyed hashes. Erasing the key makes all of it unreadable; a replay then skips the
+//! user's events, which is why deleting a user removes every record the user's events
+//! made, and why nothing a user's event does reaches another record.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use cognate_crypto::{DataKey, Keyring};
 use redb::{
-    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
-    TableHandle, WriteTransaction,
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, TableHandle, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use cognate_domain::{
-    Client, Envelope, Group, ManagedLoginBranding, Millis, Pool, Projections, Session,
+    Client, Envelope, Event, Group, ManagedLoginBranding, Millis, Pool, Projections, Session,
     UiCustomization, User, View, evolve,
 };
 
+use crate::keys::DataKeys;
 use crate::{Error, Result};
 
-pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log_v1");
+/// Log entries; user events sealed (see `encode_entry`).
+pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log_v2");
+/// The log before personal data was sealed: a database that still has it must be
+/// converted once with `cognate seal-log`.
+pub const LEGACY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log_v1");
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 pub const POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("pools_v1");
 pub const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients_v1");
 /// `pool \0 client id` → empty: the clients of a pool.
 pub const POOL_CLIENTS: TableDefinition<&str, ()> = TableDefinition::new("pool_clients_v1");
-/// `pool \0 username key` → user.
-pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
-/// `pool \0 attribute \0 folded value` → username key: sign-in aliases, unique per pool.
-pub const SIGN_IN: TableDefinition<&str, &str> = TableDefinition::new("sign_in_v1");
-/// `pool \0 sub` → username key.
-pub const SUBS: TableDefinition<&str, &str> = TableDefinition::new("subs_v1");
-pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_v1");
+/// `pool \0 H(username key)` → sealed `username key \0 user JSON`.
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v2");
+/// `pool \0 attribute \0 H(folded value)` → H(username key): sign-in aliases, unique.
+pub const SIGN_IN: TableDefinition<&str, &str> = TableDefinition::new("sign_in_v2");
+/// `pool \0 H(sub)` → H(username key).
+pub const SUBS: TableDefinition<&str, &str> = TableDefinition::new("subs_v2");
+/// origin jti → sealed session JSON.
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_v2");
 /// refresh-token hash → origin jti.
 pub const REFRESH: TableDefinition<&str, &str> = TableDefinition::new("refresh_v1");
+/// `pool \0 H(username key) \0 origin jti` → empty: a user's sessions.
+pub const USER_SESSIONS: TableDefinition<&str, ()> = TableDefinition::new("user_sessions_v1");
 
 /// `pool \0 group` → group.
 pub const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups_v1");
-/// `pool \0 group \0 username key` → empty: members of a group.
-pub const GROUP_MEMBERS: TableDefinition<&str, ()> = TableDefinition::new("group_members_v1");
-/// `pool \0 attribute \0 value \0 username key` → empty: ListUsers filters.
-pub const SEARCH: TableDefinition<&str, ()> = TableDefinition::new("search_v1");
-/// `pool \0 aggregate \0 seq (20 digits)` → empty: an aggregate's history.
-pub const HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history_v1");
-/// `expires_at (20 digits) \0 origin_jti` → empty: sessions in the order they expire, so
-/// that expired ones can be dropped a few at a time.
-pub const SESSION_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("session_expiry_v1");
+/// `pool \0 group \0 H(username key)` → empty: members of a group.
+pub const GROUP_MEMBERS: TableDefinition<&str, ()> = TableDefinition::new("group_members_v2");
+/// `pool \0 attribute \0 H(value) \0 H(username key)` → empty: ListUsers filters
+/// (`status` and `cognito:user_status` keep their plain value).
+pub const SEARCH: TableDefinition<&str, ()> = TableDefinition::new("search_v2");
+/// `pool \0 aggregate \0 seq (20 digits)` → empty: an aggregate's history (a user's
+/// aggregate as H(sub), as in the log).
+pub const HISTORY: TableDefinition<&str, ()> = TableDefinition::new("history_v2");
+/// `expires_at (20 digits) \0 pool \0 origin_jti` → empty: sessions in the order they
+/// expire, so that expired ones can be dropped a few at a time.
+pub const SESSION_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("session_expiry_v2");
 /// Domain name (prefix or custom) -> the pool that owns it.
 pub const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains_v1");
 
@@ -49,6 +74,20 @@ pub const DOMAINS: TableDefinition<&str, &str> = TableDefinition::new("domains_v
 /// `pool \0 ml \0 client id` → managed login branding style. Kept apart from the pool
 /// record so that logos and assets are read only by the pages that show them.
 pub const BRANDING: TableDefinition<&str, &[u8]> = TableDefinition::new("branding_v1");
+/// Data keys to erase: written with the deletion that frees them, removed once the
+/// key store has overwritten them (bookkeeping, outside the digest).
+pub const ERASE_PENDING: TableDefinition<u64, ()> = TableDefinition::new("erase_pending_v1");
+
+/// `owner \0 stream \0 stream seq (20 digits)` → when: where the outbox stored a
+/// message about a user (`owner`: `pool/H(sub)`), so an erasure can delete it from the
+/// stream (bookkeeping, outside the digest).
+pub const PUBLISHED: TableDefinition<&str, u64> = TableDefinition::new("published_v1");
+/// `when (20 digits) \0 the PUBLISHED key` → empty: the same, oldest first, for pruning
+/// records of messages the streams no longer keep.
+pub const PUBLISHED_AT: TableDefinition<&str, ()> = TableDefinition::new("published_at_v1");
+
+/// META entry: the highest data-key id a committed record uses.
+pub const KEYS_ASSIGNED: &str = "data_keys_assigned";
 
 /// Attributes ListUsers can filter on (besides `username`, `status`, `cognito:user_status`).
 pub const SEARCHABLE: &[&str] = &[
@@ -63,9 +102,402 @@ pub const SEARCHABLE: &[&str] = &[
 
 const BYTE_TABLES: [TableDefinition<&str, &[u8]>; 6] =
     [POOLS, CLIENTS, USERS, SESSIONS, GROUPS, BRANDING];
-const UNIT_TABLES: [TableDefinition<&str, ()>; 5] =
-    [POOL_CLIENTS, GROUP_MEMBERS, SEARCH, HISTORY, SESSION_EXPIRY];
+/// Tables whose values are sealed with a user's key: the digest reads them opened.
+const SEALED_TABLES: [&str; 2] = ["users_v2", "sessions_v2"];
+const UNIT_TABLES: [TableDefinition<&str, ()>; 6] = [
+    POOL_CLIENTS,
+    GROUP_MEMBERS,
+    SEARCH,
+    HISTORY,
+    SESSION_EXPIRY,
+    USER_SESSIONS,
+];
 const STR_TABLES: [TableDefinition<&str, &str>; 4] = [SIGN_IN, SUBS, REFRESH, DOMAINS];
+
+/// The keys for personal data (the data-key store, the keyed hash for indexes) and the
+/// in-memory prefix index, shared by the writer and every reader.
+pub struct Crypt {
+    pub keys: DataKeys,
+    pub ring: Keyring,
+    pub prefix: PrefixIndex,
+}
+
+/// ListUsers prefix filters (`^=`) need the values in order, which keyed hashes do not
+/// keep. Plain values must not sit in the database, where a deleted entry lingers in
+/// freed pages; so this index lives in memory only: built at start by opening every
+/// user, kept in step by the writer before it answers, and an erased user's entries go
+/// with the deletion. Entry: attribute code, value, 0, H(username key) (16 bytes).
+#[derive(Default)]
+pub struct PrefixIndex {
+    pools: std::sync::RwLock<HashMap<String, std::collections::BTreeSet<Box<[u8]>>>>,
+}
+
+/// A change of the prefix index, applied once its transaction commits.
+#[derive(Debug)]
+pub enum PrefixChange {
+    Add(String, Box<[u8]>),
+    Remove(String, Box<[u8]>),
+    DropPool(String),
+}
+
+/// The code of an attribute in the prefix index: 0 for the username, then SEARCHABLE.
+fn attr_code(attr: &str) -> Option<u8> {
+    if attr == "username" {
+        return Some(0);
+    }
+    SEARCHABLE
+        .iter()
+        .position(|a| *a == attr)
+        .and_then(|i| u8::try_from(i + 1).ok())
+}
+
+fn prefix_entry(code: u8, value: &str, hk: &str) -> Box<[u8]> {
+    let mut e = Vec::with_capacity(value.len() + 18);
+    e.push(code);
+    e.extend_from_slice(value.as_bytes());
+    e.push(0);
+    e.extend_from_slice(&hex::decode(hk).unwrap_or_default());
+    e.into_boxed_slice()
+}
+
+/// The prefix-index entries of a user (username key `uk`, stored under `hk`).
+fn prefix_entries(uk: &str, hk: &str, user: &User) -> Vec<Box<[u8]>> {
+    let mut out = vec![prefix_entry(0, uk, hk)];
+    for (i, attr) in SEARCHABLE.iter().enumerate() {
+        let value = if *attr == "sub" {
+            Some(user.sub.as_str())
+        } else {
+            user.attributes.get(*attr).map(String::as_str)
+        };
+        if let Some(v) = value.filter(|v| !v.is_empty())
+            && let Ok(code) = u8::try_from(i + 1)
+        {
+            out.push(prefix_entry(code, v, hk));
+        }
+    }
+    out
+}
+
+impl PrefixIndex {
+    pub fn apply(&self, changes: Vec<PrefixChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
+        for c in changes {
+            match c {
+                PrefixChange::Add(pool, e) => {
+                    pools.entry(pool).or_default().insert(e);
+                }
+                PrefixChange::Remove(pool, e) => {
+                    if let Some(set) = pools.get_mut(&pool) {
+                        set.remove(&e);
+                    }
+                }
+                PrefixChange::DropPool(pool) => {
+                    pools.remove(&pool);
+                }
+            }
+        }
+    }
+
+    /// Up to `limit` (entry, H(username key)) whose attribute `code` starts with
+    /// `value`, after the entry `after`.
+    fn scan(
+        &self,
+        pool: &str,
+        code: u8,
+        value: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<(Box<[u8]>, String)> {
+        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
+        let Some(set) = pools.get(pool) else {
+            return Vec::new();
+        };
+        let mut stem = vec![code];
+        stem.extend_from_slice(value.as_bytes());
+        let start: Box<[u8]> = after.unwrap_or(&stem).into();
+        let mut out = Vec::new();
+        for e in set.range(start..) {
+            if !e.starts_with(&stem) {
+                break;
+            }
+            if Some(&e[..]) == after {
+                continue;
+            }
+            let hk = hex::encode(&e[e.len().saturating_sub(16)..]);
+            out.push((e.clone(), hk));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Entries held (for metrics and tests).
+    pub fn len(&self) -> usize {
+        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
+        pools.values().map(|s| s.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Builds the prefix index from every user in the database.
+pub fn build_prefix_index(txn: &ReadTransaction, crypt: &Crypt) -> Result<()> {
+    let cache = KeyCache::default();
+    let users = txn.open_table(USERS)?;
+    let mut changes = Vec::new();
+    for item in users.iter()? {
+        let (k, v) = item?;
+        let Some((pool, hk)) = k.value().split_once('\0') else {
+            continue;
+        };
+        if let Some((uk, user)) = open_user(crypt, &cache, k.value(), v.value())? {
+            for e in prefix_entries(&uk, hk, &user) {
+                changes.push(PrefixChange::Add(pool.to_owned(), e));
+            }
+        }
+        if changes.len() >= 65_536 {
+            crypt.prefix.apply(std::mem::take(&mut changes));
+            cache.0.borrow_mut().clear();
+        }
+    }
+    crypt.prefix.apply(changes);
+    Ok(())
+}
+
+impl Crypt {
+    fn h(&self, parts: &[&str]) -> String {
+        self.ring.index_hash(parts)
+    }
+    pub fn user_h(&self, pool: &str, username_key: &str) -> String {
+        self.h(&[pool, "u", username_key])
+    }
+    pub fn sub_h(&self, pool: &str, sub: &str) -> String {
+        self.h(&[pool, "sub", sub])
+    }
+    fn value_h(&self, pool: &str, attr: &str, value: &str) -> String {
+        self.h(&[pool, "a", attr, value])
+    }
+}
+
+/// Events stored sealed: everything about a user (aggregate: the user's sub).
+pub fn is_personal(event: &Event) -> bool {
+    let t = event.type_name();
+    t.starts_with("user.") || t.starts_with("session.") || t == "message.queued"
+}
+
+fn creates_user(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::UserSignedUp { .. } | Event::UserCreated { .. }
+    )
+}
+
+/// Per-transaction cache of opened data keys (`None`: erased).
+#[derive(Default)]
+struct KeyCache(RefCell<HashMap<u64, Option<Arc<DataKey>>>>);
+
+impl KeyCache {
+    fn get(&self, crypt: &Crypt, id: u64) -> Result<Option<Arc<DataKey>>> {
+        if let Some(hit) = self.0.borrow().get(&id) {
+            return Ok(hit.clone());
+        }
+        let found = crypt.keys.get(id)?.map(Arc::new);
+        self.0.borrow_mut().insert(id, found.clone());
+        Ok(found)
+    }
+}
+
+fn record_aad(table: &str, key: &str) -> Vec<u8> {
+    format!("{table}\0{key}").into_bytes()
+}
+
+fn seal_record(dk: &DataKey, id: u64, table: &str, key: &str, plain: &[u8]) -> Vec<u8> {
+    let mut out = id.to_be_bytes().to_vec();
+    out.extend_from_slice(&dk.seal(&record_aad(table, key), plain));
+    out
+}
+
+fn record_key_id(bytes: &[u8]) -> Result<u64> {
+    let head: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Keys("sealed record too short".into()))?;
+    Ok(u64::from_be_bytes(head))
+}
+
+/// Opens a sealed record; `None` when its key was erased.
+fn open_record(
+    crypt: &Crypt,
+    cache: &KeyCache,
+    table: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let id = record_key_id(bytes)?;
+    let Some(dk) = cache.get(crypt, id)? else {
+        return Ok(None);
+    };
+    dk.open(&record_aad(table, key), &bytes[8..])
+        .map(Some)
+        .map_err(|e| Error::Keys(format!("record {key:?} in {table} cannot be opened: {e}")))
+}
+
+/// A user record: `username key \0 user JSON`.
+fn open_user(
+    crypt: &Crypt,
+    cache: &KeyCache,
+    key: &str,
+    bytes: &[u8],
+) -> Result<Option<(String, User)>> {
+    let Some(plain) = open_record(crypt, cache, USERS.name(), key, bytes)? else {
+        return Ok(None);
+    };
+    let split = plain
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| Error::Keys(format!("user record {key:?} is malformed")))?;
+    let uk = String::from_utf8(plain[..split].to_vec())
+        .map_err(|_| Error::Keys(format!("user record {key:?} is malformed")))?;
+    Ok(Some((uk, dec(&plain[split + 1..])?)))
+}
+
+fn open_session(
+    crypt: &Crypt,
+    cache: &KeyCache,
+    jti: &str,
+    bytes: &[u8],
+) -> Result<Option<Session>> {
+    match open_record(crypt, cache, SESSIONS.name(), jti, bytes)? {
+        Some(plain) => Ok(Some(dec(&plain)?)),
+        None => Ok(None),
+    }
+}
+
+/// One stored log entry, opened where its key still exists.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub at: Millis,
+    pub pool: String,
+    /// As stored: H(sub) for a user's event, the pool or client id otherwise.
+    pub aggregate: String,
+    pub type_name: String,
+    /// The data key the entry is sealed with.
+    pub key: Option<u64>,
+    /// The sub of a deleted user (a `user.deleted` entry keeps it in the clear).
+    pub subject: Option<String>,
+    /// Who caused it when not the user (kept in the clear: an operator, not the user).
+    pub actor: Option<String>,
+    /// `None`: the user was erased, the payload can never be read again.
+    pub body: Option<Envelope>,
+}
+
+fn log_aad(seq: u64, type_name: &str, key: u64) -> Vec<u8> {
+    let mut aad = seq.to_be_bytes().to_vec();
+    aad.extend_from_slice(&key.to_be_bytes());
+    aad.extend_from_slice(type_name.as_bytes());
+    aad
+}
+
+/// A user's event as stored: the envelope's header in the clear except the aggregate
+/// (H(sub)), with `key` (the data key's id) and `sealed` (base64 of the sealed
+/// `{"aggregate": sub, "data": payload}`) in place of `data`.
+fn encode_sealed(env: &Envelope, stored_aggregate: &str, id: u64, dk: &DataKey) -> Result<Vec<u8>> {
+    let mut v = serde_json::to_value(env)?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Error::Keys("an envelope is not a JSON object".into()))?;
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    let inner = serde_json::to_vec(&serde_json::json!({
+        "aggregate": env.aggregate,
+        "data": data,
+    }))?;
+    let sealed = dk.seal(&log_aad(env.seq, env.event.type_name(), id), &inner);
+    obj.insert("aggregate".into(), Value::from(stored_aggregate));
+    // A deletion names the user's sub in the clear (the only value kept): subscribers
+    // of the domain events need it to erase their own copies.
+    if matches!(env.event, Event::UserDeleted { .. }) {
+        obj.insert("subject".into(), Value::from(env.aggregate.as_str()));
+    }
+    obj.insert("key".into(), Value::from(id));
+    obj.insert("sealed".into(), Value::from(STANDARD.encode(sealed)));
+    Ok(serde_json::to_vec(&v)?)
+}
+
+/// Decodes a stored entry, opening it when it is sealed and its key exists.
+fn decode_entry(crypt: &Crypt, cache: &KeyCache, bytes: &[u8]) -> Result<LogEntry> {
+    let mut raw: Value = serde_json::from_slice(bytes)?;
+    let field = |raw: &Value, name: &str| raw.get(name).cloned().unwrap_or(Value::Null);
+    let seq = field(&raw, "seq").as_u64().unwrap_or(0);
+    let at = field(&raw, "at").as_i64().unwrap_or(0);
+    let pool = field(&raw, "pool").as_str().unwrap_or_default().to_owned();
+    let aggregate = field(&raw, "aggregate")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let type_name = field(&raw, "type").as_str().unwrap_or_default().to_owned();
+    let key = raw.get("key").and_then(Value::as_u64);
+    let actor = raw.get("actor").and_then(Value::as_str).map(str::to_owned);
+    let subject = raw
+        .get("subject")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(id) = key {
+        let Some(dk) = cache.get(crypt, id)? else {
+            return Ok(LogEntry {
+                seq,
+                at,
+                pool,
+                aggregate,
+                type_name,
+                key,
+                subject,
+                actor,
+                body: None,
+            });
+        };
+        let sealed = raw
+            .get("sealed")
+            .and_then(Value::as_str)
+            .and_then(|s| STANDARD.decode(s).ok())
+            .ok_or_else(|| Error::Keys(format!("log entry {seq} is malformed")))?;
+        let inner = dk
+            .open(&log_aad(seq, &type_name, id), &sealed)
+            .map_err(|e| Error::Keys(format!("log entry {seq} cannot be opened: {e}")))?;
+        let mut inner: Value = serde_json::from_slice(&inner)?;
+        if let Some(obj) = raw.as_object_mut() {
+            obj.remove("key");
+            obj.remove("sealed");
+            obj.remove("subject");
+            obj.insert("aggregate".into(), field(&inner, "aggregate"));
+            obj.insert(
+                "data".into(),
+                inner
+                    .get_mut("data")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null),
+            );
+        }
+    }
+    let body = Envelope::decode_value(raw)?;
+    Ok(LogEntry {
+        seq,
+        at,
+        pool,
+        aggregate,
+        type_name,
+        key,
+        subject,
+        actor,
+        body: Some(body),
+    })
+}
 
 fn k2(a: &str, b: &str) -> String {
     format!("{a}\0{b}")
@@ -111,6 +543,9 @@ pub fn ensure(db: &redb::Database) -> Result<()> {
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
     txn.open_table(META)?;
+    txn.open_table(ERASE_PENDING)?;
+    txn.open_table(PUBLISHED)?;
+    txn.open_table(PUBLISHED_AT)?;
     for t in UNIT_TABLES {
         txn.open_table(t)?;
     }
@@ -124,9 +559,26 @@ pub fn ensure(db: &redb::Database) -> Result<()> {
     Ok(())
 }
 
+/// Entries of the unsealed log of an older version (0 when there is none).
+pub fn legacy_entries(db: &redb::Database) -> Result<u64> {
+    let txn = db.begin_read()?;
+    if !txn.list_tables()?.any(|t| t.name() == LEGACY_LOG.name()) {
+        return Ok(0);
+    }
+    Ok(txn.open_table(LEGACY_LOG)?.len()?)
+}
+
 pub fn last_seq(txn: &ReadTransaction) -> Result<u64> {
     let log = txn.open_table(LOG)?;
     Ok(log.last()?.map(|(k, _)| k.value()).unwrap_or(0))
+}
+
+pub fn meta_value(txn: &ReadTransaction, name: &str) -> Result<u64> {
+    Ok(txn
+        .open_table(META)?
+        .get(name)?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }
 
 pub fn clear_projections(txn: &WriteTransaction) -> Result<()> {
@@ -145,10 +597,11 @@ pub fn clear_projections(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Folds every logged event into the (empty) projections of `txn`.
-pub fn replay(txn: &WriteTransaction) -> Result<u64> {
-    let mut p = WriteProjections::open(txn)?;
-    let mut n = 0u64;
+/// Folds every logged event into the (empty) projections of `txn`; entries of erased
+/// users only enter the history index. Returns (entries, of them erased).
+pub fn replay(txn: &WriteTransaction, crypt: &Arc<Crypt>) -> Result<(u64, u64)> {
+    let mut p = WriteProjections::open(txn, crypt.clone(), 0)?;
+    let (mut n, mut erased) = (0u64, 0u64);
     let mut next = 0u64;
     // In chunks, so memory stays bounded whatever the log's size.
     loop {
@@ -156,52 +609,95 @@ pub fn replay(txn: &WriteTransaction) -> Result<u64> {
         for item in p.log.range(next..)?.take(4096) {
             let (k, bytes) = item?;
             next = k.value() + 1;
-            chunk.push(Envelope::decode(bytes.value())?);
+            chunk.push(decode_entry(crypt, &p.dks, bytes.value())?);
         }
         if chunk.is_empty() {
-            return Ok(n);
+            return Ok((n, erased));
         }
-        for env in &chunk {
-            apply_event(&mut p, env)?;
+        for entry in &chunk {
+            match &entry.body {
+                Some(env) => {
+                    if let Some(id) = entry.key {
+                        p.owners.insert(k2(&env.pool, &env.aggregate), id);
+                    }
+                    apply_event(&mut p, env, &entry.aggregate)?;
+                }
+                None => {
+                    erased += 1;
+                    p.history_insert(&entry.pool, &entry.aggregate, entry.seq)?;
+                }
+            }
             n += 1;
         }
+        // Keys opened for this chunk need not stay in memory.
+        p.dks.0.borrow_mut().clear();
     }
 }
 
-/// Folds one event into every projection: the domain's and the store's own history index.
-pub fn apply_event(p: &mut WriteProjections<'_>, env: &Envelope) -> Result<()> {
+/// Folds one event into every projection: the domain's and the store's own history
+/// index (under the aggregate as stored).
+pub fn apply_event(
+    p: &mut WriteProjections<'_>,
+    env: &Envelope,
+    stored_aggregate: &str,
+) -> Result<()> {
     evolve(p, env)?;
-    let key = format!("{}\0{}\0{:020}", env.pool, env.aggregate, env.seq);
-    p.history.insert(key.as_str(), ())?;
-    Ok(())
+    p.history_insert(&env.pool, stored_aggregate, env.seq)
+}
+
+/// Whether ListUsers indexes this attribute's value as a keyed hash.
+fn hashed_attr(attr: &str) -> bool {
+    attr != "status" && attr != "cognito:user_status"
 }
 
 /// The ListUsers index entries of a user.
-pub fn search_keys(pool: &Pool, user: &User) -> Vec<String> {
+fn search_keys(crypt: &Crypt, pool: &Pool, user: &User) -> Vec<String> {
     let key = pool.fold(&user.username);
+    let hk = crypt.user_h(&pool.id, &key);
     let mut out = vec![
-        format!("{}\0username\0{}\0{key}", pool.id, key),
         format!(
-            "{}\0cognito:user_status\0{}\0{key}",
+            "{}\0username\0{}\0{hk}",
+            pool.id,
+            crypt.value_h(&pool.id, "username", &key)
+        ),
+        format!(
+            "{}\0cognito:user_status\0{}\0{hk}",
             pool.id,
             user.status.name()
         ),
         format!(
-            "{}\0status\0{}\0{key}",
+            "{}\0status\0{}\0{hk}",
             pool.id,
             if user.enabled { "Enabled" } else { "Disabled" }
         ),
     ];
     for attr in SEARCHABLE {
         if let Some(v) = user.attributes.get(*attr).filter(|v| !v.is_empty()) {
-            out.push(format!("{}\0{attr}\0{v}\0{key}", pool.id));
+            out.push(format!(
+                "{}\0{attr}\0{}\0{hk}",
+                pool.id,
+                crypt.value_h(&pool.id, attr, v)
+            ));
         }
     }
     out
 }
 
-/// SHA-256 over every projection table, key and value in key order.
-pub fn digest_of(txn: &ReadTransaction) -> Result<String> {
+/// The value a ListUsers filter compares (`username`: the username key).
+fn filter_value<'u>(user: &'u User, key: &'u str, attr: &str) -> Option<&'u str> {
+    match attr {
+        "username" => Some(key),
+        "sub" => Some(user.sub.as_str()),
+        "status" => Some(if user.enabled { "Enabled" } else { "Disabled" }),
+        "cognito:user_status" => Some(user.status.name()),
+        a => user.attributes.get(a).map(String::as_str),
+    }
+}
+
+/// SHA-256 over every projection table, key and value in key order; sealed values are
+/// read opened, so the digest does not depend on their random nonces.
+pub fn digest_of(txn: &ReadTransaction, crypt: &Crypt) -> Result<String> {
+    let cache = KeyCache::default();
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut feed = |name: &str, k: &[u8], v: &[u8]| {
         for part in [name.as_bytes(), k, v] {
@@ -211,9 +707,17 @@ pub fn digest_of(txn: &ReadTransaction) -> Result<String> {
     };
     for t in BYTE_TABLES {
         let table = txn.open_table(t)?;
+        let sealed = SEALED_TABLES.contains(&t.name());
         for item in table.iter()? {
             let (k, v) = item?;
-            feed(t.name(), k.value().as_bytes(), v.value());
+            if sealed {
+                match open_record(crypt, &cache, t.name(), k.value(), v.value())? {
+                    Some(plain) => feed(t.name(), k.value().as_bytes(), &plain),
+                    None => feed(t.name(), k.value().as_bytes(), b"(erased)"),
+                }
+            } else {
+                feed(t.name(), k.value().as_bytes(), v.value());
+            }
         }
     }
     for t in STR_TABLES {
@@ -242,38 +746,61 @@ fn get_json<T: DeserializeOwned>(
         None => Ok(None),
     }
 }
-/// Username keys of a group's members, in order, after `after`.
-fn members_of(
-    t: &impl ReadableTable<&'static str, ()>,
-    pool: &str,
-    group: &str,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<Vec<String>> {
-    let prefix = format!("{pool}\0{group}\0");
-    let start = format!("{prefix}{}", after.unwrap_or(""));
-    let mut out = Vec::new();
-    for item in t.range(start.as_str()..)? {
-        let (k, _) = item?;
-        let Some(member) = k.value().strip_prefix(prefix.as_str()).map(str::to_owned) else {
-            break;
-        };
-        if Some(member.as_str()) == after {
-            continue;
-        }
-        out.push(member);
-        if out.len() >= limit {
-            break;
-        }
-    }
-    Ok(out)
-}
 
 fn get_str(
     t: &impl ReadableTable<&'static str, &'static str>,
     key: &str,
 ) -> Result<Option<String>> {
     Ok(t.get(key)?.map(|v| v.value().to_owned()))
+}
+
+/// The user stored under `pool \0 hk`, opened, with its username key.
+fn user_at(
+    crypt: &Crypt,
+    cache: &KeyCache,
+    users: &impl ReadableTable<&'static str, &'static [u8]>,
+    pool: &str,
+    hk: &str,
+) -> Result<Option<(String, User)>> {
+    let key = k2(pool, hk);
+    match users.get(key.as_str())? {
+        Some(v) => open_user(crypt, cache, &key, v.value()),
+        None => Ok(None),
+    }
+}
+
+/// Username keys of a group's members, in index order, after the member `after`.
+#[allow(clippy::too_many_arguments)]
+fn members_of(
+    crypt: &Crypt,
+    cache: &KeyCache,
+    t: &impl ReadableTable<&'static str, ()>,
+    users: &impl ReadableTable<&'static str, &'static [u8]>,
+    pool: &str,
+    group: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>> {
+    let prefix = format!("{pool}\0{group}\0");
+    let after_h = after.map(|a| crypt.user_h(pool, a));
+    let start = format!("{prefix}{}", after_h.as_deref().unwrap_or(""));
+    let mut out = Vec::new();
+    for item in t.range(start.as_str()..)? {
+        let (k, _) = item?;
+        let Some(hk) = k.value().strip_prefix(prefix.as_str()).map(str::to_owned) else {
+            break;
+        };
+        if Some(hk.as_str()) == after_h.as_deref() {
+            continue;
+        }
+        if let Some((uk, _)) = user_at(crypt, cache, users, pool, &hk)? {
+            out.push(uk);
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 type BytesTable<'t> = Table<'t, &'static str, &'static [u8]>;
@@ -284,6 +811,8 @@ type UnitTable<'t> = Table<'t, &'static str, ()>;
 /// opening and closing a redb table per access costs more than the access itself.
 pub struct WriteProjections<'t> {
     pub log: Table<'t, u64, &'static [u8]>,
+    meta: Table<'t, &'static str, u64>,
+    erase_pending: Table<'t, u64, ()>,
     pools: BytesTable<'t>,
     clients: BytesTable<'t>,
     users: BytesTable<'t>,
@@ -299,15 +828,29 @@ pub struct WriteProjections<'t> {
     search: UnitTable<'t>,
     history: UnitTable<'t>,
     session_expiry: UnitTable<'t>,
+    user_sessions: UnitTable<'t>,
     /// Pools decoded during this batch: nearly every command reads its pool, and
     /// decoding one costs more than the rest of a sign-up's bookkeeping.
-    pool_cache: std::cell::RefCell<std::collections::HashMap<String, Option<Pool>>>,
+    pool_cache: RefCell<HashMap<String, Option<Pool>>>,
+    crypt: Arc<Crypt>,
+    dks: KeyCache,
+    /// `pool \0 sub` → data key, for users whose key is known in this batch (created in
+    /// it, or read from an entry during a replay).
+    owners: HashMap<String, u64>,
+    /// The next data-key id to assign.
+    pub next_key: u64,
+    /// Data keys freed by deletions in this transaction: erase them once it commits.
+    pub erased: Vec<u64>,
+    /// Changes of the in-memory prefix index, applied once this transaction commits.
+    pub prefix_changes: Vec<PrefixChange>,
 }
 
 impl<'t> WriteProjections<'t> {
-    pub fn open(txn: &'t WriteTransaction) -> Result<Self> {
+    pub fn open(txn: &'t WriteTransaction, crypt: Arc<Crypt>, next_key: u64) -> Result<Self> {
         Ok(Self {
             log: txn.open_table(LOG)?,
+            meta: txn.open_table(META)?,
+            erase_pending: txn.open_table(ERASE_PENDING)?,
             pools: txn.open_table(POOLS)?,
             clients: txn.open_table(CLIENTS)?,
             users: txn.open_table(USERS)?,
@@ -323,14 +866,131 @@ impl<'t> WriteProjections<'t> {
             search: txn.open_table(SEARCH)?,
             history: txn.open_table(HISTORY)?,
             session_expiry: txn.open_table(SESSION_EXPIRY)?,
+            user_sessions: txn.open_table(USER_SESSIONS)?,
             pool_cache: Default::default(),
+            crypt,
+            dks: KeyCache::default(),
+            owners: HashMap::new(),
+            next_key,
+            erased: Vec::new(),
+            prefix_changes: Vec::new(),
         })
     }
 
-    /// Appends an event to the log and folds it into every projection.
+    /// Appends an event to the log (sealed with the user's data key when it is about a
+    /// user) and folds it into every projection.
     pub fn append(&mut self, env: &Envelope) -> Result<()> {
-        self.log.insert(env.seq, env.encode()?.as_slice())?;
-        apply_event(self, env)
+        if !is_personal(&env.event) {
+            self.log.insert(env.seq, env.encode()?.as_slice())?;
+            return apply_event(self, env, &env.aggregate.clone());
+        }
+        let id = match self.owner_key(&env.pool, &env.aggregate)? {
+            Some(id) => id,
+            None => {
+                let id = self.assign_key()?;
+                if !creates_user(&env.event) {
+                    // About no existing user: nothing will ever need to read it.
+                    self.erase_later(id)?;
+                }
+                id
+            }
+        };
+        self.owners.insert(k2(&env.pool, &env.aggregate), id);
+        let dk = self
+            .dks
+            .get(&self.crypt, id)?
+            .ok_or_else(|| Error::Keys(format!("data key {id} was erased")))?;
+        let stored = self.crypt.sub_h(&env.pool, &env.aggregate);
+        let bytes = encode_sealed(env, &stored, id, &dk)?;
+        self.log.insert(env.seq, bytes.as_slice())?;
+        apply_event(self, env, &stored)
+    }
+
+    fn history_insert(&mut self, pool: &str, aggregate: &str, seq: u64) -> Result<()> {
+        let key = format!("{pool}\0{aggregate}\0{seq:020}");
+        self.history.insert(key.as_str(), ())?;
+        Ok(())
+    }
+
+    /// The data key of the user with this sub, if the user exists.
+    fn owner_key(&self, pool: &str, sub: &str) -> Result<Option<u64>> {
+        if let Some(id) = self.owners.get(&k2(pool, sub)) {
+            return Ok(Some(*id));
+        }
+        let Some(hk) = get_str(&self.subs, &k2(pool, &self.crypt.sub_h(pool, sub)))? else {
+            return Ok(None);
+        };
+        match self.users.get(k2(pool, &hk).as_str())? {
+            Some(v) => Ok(Some(record_key_id(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn assign_key(&mut self) -> Result<u64> {
+        let id = self.next_key.max(1);
+        if id >= self.crypt.keys.slots() {
+            self.crypt.keys.grow()?;
+        }
+        self.next_key = id + 1;
+        self.meta.insert(KEYS_ASSIGNED, id)?;
+        Ok(id)
+    }
+
+    fn erase_later(&mut self, id: u64) -> Result<()> {
+        self.erase_pending.insert(id, ())?;
+        self.erased.push(id);
+        Ok(())
+    }
+
+    /// Forgets pending erasures the key store has carried out.
+    pub fn erasures_done(&mut self, ids: &[u64]) -> Result<()> {
+        for id in ids {
+            self.erase_pending.remove(*id)?;
+        }
+        Ok(())
+    }
+
+    fn key_of_user(&self, pool: &str, hk: &str, sub: &str) -> Result<u64> {
+        if let Some(v) = self.users.get(k2(pool, hk).as_str())? {
+            return record_key_id(v.value());
+        }
+        self.owners
+            .get(&k2(pool, sub))
+            .copied()
+            .ok_or_else(|| Error::Keys(format!("no data key for a user of pool {pool}")))
+    }
+
+    fn seal_with(&self, id: u64, table: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        let dk = self
+            .dks
+            .get(&self.crypt, id)?
+            .ok_or_else(|| Error::Keys(format!("data key {id} was erased")))?;
+        Ok(seal_record(&dk, id, table, key, plain))
+    }
+
+    fn user_by_hash(&self, pool: &str, hk: &str) -> Result<Option<(String, User)>> {
+        user_at(&self.crypt, &self.dks, &self.users, pool, hk)
+    }
+
+    fn session_opened(&self, jti: &str) -> Result<Option<Session>> {
+        match self.sessions.get(jti)? {
+            Some(v) => open_session(&self.crypt, &self.dks, jti, v.value()),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every session of the user stored under `hk`.
+    fn drop_sessions_of(&mut self, pool: &str, hk: &str) -> Result<()> {
+        let (lo, hi) = under(&k2(pool, hk));
+        let mut jtis = Vec::new();
+        for item in self.user_sessions.range(lo.as_str()..hi.as_str())? {
+            let (k, _) = item?;
+            jtis.push(k.value()[lo.len()..].to_owned());
+        }
+        for jti in jtis {
+            self.drop_session(&jti)?;
+        }
+        Ok(())
     }
 }
 
@@ -341,6 +1001,23 @@ fn clear_range<V: redb::Value + 'static>(
 ) -> Result<()> {
     t.retain_in(lo..hi, |_, _| false)?;
     Ok(())
+}
+
+fn expired_of(
+    t: &impl ReadableTable<&'static str, ()>,
+    before: Millis,
+    max: usize,
+) -> Result<Vec<(String, String)>> {
+    let hi = format!("{:020}", before.max(0));
+    let mut out = Vec::new();
+    for item in t.range(..hi.as_str())?.take(max) {
+        let (k, _) = item?;
+        let mut parts = k.value().splitn(3, '\0');
+        if let (Some(_), Some(pool), Some(jti)) = (parts.next(), parts.next(), parts.next()) {
+            out.push((pool.to_owned(), jti.to_owned()));
+        }
+    }
+    Ok(out)
 }
 
 impl View for WriteProjections<'_> {
@@ -359,13 +1036,19 @@ impl View for WriteProjections<'_> {
         get_json(&self.clients, id)
     }
     fn user(&self, pool: &str, key: &str) -> Result<Option<User>> {
-        get_json(&self.users, &k2(pool, key))
+        Ok(self
+            .user_by_hash(pool, &self.crypt.user_h(pool, key))?
+            .map(|(_, u)| u))
     }
     fn alias_owner(&self, pool: &str, attr: &str, value: &str) -> Result<Option<String>> {
-        get_str(&self.sign_in, &k3(pool, attr, value))
+        let k = k3(pool, attr, &self.crypt.value_h(pool, attr, value));
+        match get_str(&self.sign_in, &k)? {
+            Some(hk) => Ok(self.user_by_hash(pool, &hk)?.map(|(uk, _)| uk)),
+            None => Ok(None),
+        }
     }
     fn session(&self, jti: &str) -> Result<Option<Session>> {
-        get_json(&self.sessions, jti)
+        self.session_opened(jti)
     }
     fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
         get_str(&self.refresh, hash)
@@ -374,7 +1057,16 @@ impl View for WriteProjections<'_> {
         get_json(&self.groups, &k2(pool, name))
     }
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
-        members_of(&self.group_members, pool, name, None, usize::MAX)
+        members_of(
+            &self.crypt,
+            &self.dks,
+            &self.group_members,
+            &self.users,
+            pool,
+            name,
+            None,
+            usize::MAX,
+        )
     }
     fn pool_by_domain(&self, domain: &str) -> Result<Option<String>> {
         get_str(&self.domains, domain)
@@ -395,6 +1087,9 @@ impl View for WriteProjections<'_> {
     }
     fn managed_login_brandings(&self, pool: &str) -> Result<Vec<ManagedLoginBranding>> {
         brandings_of(&self.branding, pool)
+    }
+    fn expired_sessions(&self, before: Millis, max: usize) -> Result<Vec<(String, String)>> {
+        expired_of(&self.session_expiry, before, max)
     }
 }
 
@@ -435,20 +1130,36 @@ impl Projections for WriteProjections<'_> {
         for c in client_ids {
             self.delete_client(&c)?;
         }
-        let mut subs = Vec::new();
+        // Every user of the pool is erased with it: their keys go, and so does every
+        // session they had.
+        let mut ids = Vec::new();
         for item in self.users.range(lo.as_str()..hi.as_str())? {
-            let (_, val) = item?;
-            subs.push(dec::<User>(val.value())?.sub);
+            let (_, v) = item?;
+            ids.push(record_key_id(v.value())?);
         }
-        for sub in subs {
-            self.subs.remove(k2(id, &sub).as_str())?;
+        for key in ids {
+            self.erase_later(key)?;
+        }
+        let mut jtis = Vec::new();
+        for item in self.user_sessions.range(lo.as_str()..hi.as_str())? {
+            let (k, _) = item?;
+            if let Some((_, jti)) = k.value()[lo.len()..].split_once('\0') {
+                jtis.push(jti.to_owned());
+            }
+        }
+        for jti in jtis {
+            self.drop_session(&jti)?;
         }
         clear_range(&mut self.users, &lo, &hi)?;
+        clear_range(&mut self.subs, &lo, &hi)?;
         clear_range(&mut self.sign_in, &lo, &hi)?;
         clear_range(&mut self.groups, &lo, &hi)?;
         clear_range(&mut self.group_members, &lo, &hi)?;
         clear_range(&mut self.search, &lo, &hi)?;
         clear_range(&mut self.branding, &lo, &hi)?;
+        clear_range(&mut self.user_sessions, &lo, &hi)?;
+        self.prefix_changes
+            .push(PrefixChange::DropPool(id.to_owned()));
         Ok(())
     }
 
@@ -506,61 +1217,102 @@ impl Projections for WriteProjections<'_> {
 
     fn put_user(&mut self, pool: &Pool, user: &User) -> Result<()> {
         let key = pool.fold(&user.username);
-        let old: Option<User> = self.user(&pool.id, &key)?;
+        let hk = self.crypt.user_h(&pool.id, &key);
+        let id = self.key_of_user(&pool.id, &hk, &user.sub)?;
+        let old = self.user_by_hash(&pool.id, &hk)?.map(|(_, u)| u);
         if let Some(old) = &old {
+            for e in prefix_entries(&key, &hk, old) {
+                self.prefix_changes
+                    .push(PrefixChange::Remove(pool.id.clone(), e));
+            }
             for (attr, value) in pool.sign_in_keys(old) {
-                let k = k3(&pool.id, &attr, &value);
+                let k = k3(
+                    &pool.id,
+                    &attr,
+                    &self.crypt.value_h(&pool.id, &attr, &value),
+                );
                 // Only drop index entries this user still owns (a forced alias may have moved).
-                if get_str(&self.sign_in, &k)?.as_deref() == Some(key.as_str()) {
+                if get_str(&self.sign_in, &k)?.as_deref() == Some(hk.as_str()) {
                     self.sign_in.remove(k.as_str())?;
                 }
             }
-            for k in search_keys(pool, old) {
+            for k in search_keys(&self.crypt, pool, old) {
                 self.search.remove(k.as_str())?;
             }
             for g in &old.groups {
-                self.group_members.remove(k3(&pool.id, g, &key).as_str())?;
+                self.group_members.remove(k3(&pool.id, g, &hk).as_str())?;
             }
         }
         for (attr, value) in pool.sign_in_keys(user) {
-            self.sign_in
-                .insert(k3(&pool.id, &attr, &value).as_str(), key.as_str())?;
+            let k = k3(
+                &pool.id,
+                &attr,
+                &self.crypt.value_h(&pool.id, &attr, &value),
+            );
+            self.sign_in.insert(k.as_str(), hk.as_str())?;
         }
-        for k in search_keys(pool, user) {
+        for k in search_keys(&self.crypt, pool, user) {
             self.search.insert(k.as_str(), ())?;
+        }
+        for e in prefix_entries(&key, &hk, user) {
+            self.prefix_changes
+                .push(PrefixChange::Add(pool.id.clone(), e));
         }
         for g in &user.groups {
             self.group_members
-                .insert(k3(&pool.id, g, &key).as_str(), ())?;
+                .insert(k3(&pool.id, g, &hk).as_str(), ())?;
         }
-        self.subs
-            .insert(k2(&pool.id, &user.sub).as_str(), key.as_str())?;
-        self.users
-            .insert(k2(&pool.id, &key).as_str(), enc(user)?.as_slice())?;
+        self.subs.insert(
+            k2(&pool.id, &self.crypt.sub_h(&pool.id, &user.sub)).as_str(),
+            hk.as_str(),
+        )?;
+        let record_key = k2(&pool.id, &hk);
+        let mut plain = key.into_bytes();
+        plain.push(0);
+        plain.extend_from_slice(&enc(user)?);
+        let sealed = self.seal_with(id, USERS.name(), &record_key, &plain)?;
+        self.users.insert(record_key.as_str(), sealed.as_slice())?;
         Ok(())
     }
 
     fn delete_user(&mut self, pool: &Pool, user: &User) -> Result<()> {
         let key = pool.fold(&user.username);
+        let hk = self.crypt.user_h(&pool.id, &key);
         for (attr, value) in pool.sign_in_keys(user) {
-            let k = k3(&pool.id, &attr, &value);
-            if get_str(&self.sign_in, &k)?.as_deref() == Some(key.as_str()) {
+            let k = k3(
+                &pool.id,
+                &attr,
+                &self.crypt.value_h(&pool.id, &attr, &value),
+            );
+            if get_str(&self.sign_in, &k)?.as_deref() == Some(hk.as_str()) {
                 self.sign_in.remove(k.as_str())?;
             }
         }
-        for k in search_keys(pool, user) {
+        for k in search_keys(&self.crypt, pool, user) {
             self.search.remove(k.as_str())?;
         }
-        for g in &user.groups {
-            self.group_members.remove(k3(&pool.id, g, &key).as_str())?;
+        for e in prefix_entries(&key, &hk, user) {
+            self.prefix_changes
+                .push(PrefixChange::Remove(pool.id.clone(), e));
         }
-        self.subs.remove(k2(&pool.id, &user.sub).as_str())?;
-        self.users.remove(k2(&pool.id, &key).as_str())?;
+        for g in &user.groups {
+            self.group_members.remove(k3(&pool.id, g, &hk).as_str())?;
+        }
+        self.drop_sessions_of(&pool.id, &hk)?;
+        self.subs
+            .remove(k2(&pool.id, &self.crypt.sub_h(&pool.id, &user.sub)).as_str())?;
+        let record = self.users.remove(k2(&pool.id, &hk).as_str())?;
+        let id = record.map(|v| record_key_id(v.value())).transpose()?;
+        self.owners.remove(&k2(&pool.id, &user.sub));
+        // Erasure: the user's data key goes once this commits.
+        if let Some(id) = id {
+            self.erase_later(id)?;
+        }
         Ok(())
     }
 
     fn put_session(&mut self, s: &Session) -> Result<()> {
-        let old: Option<Session> = self.session(&s.origin_jti)?;
+        let old = self.session_opened(&s.origin_jti)?;
         if let Some(old) = &old {
             self.refresh.remove(old.refresh_hash.as_str())?;
             if let Some(p) = &old.previous_hash {
@@ -579,49 +1331,58 @@ impl Projections for WriteProjections<'_> {
         if let Some(p) = &s.previous_hash {
             self.refresh.insert(p.as_str(), s.origin_jti.as_str())?;
         }
+        let hk = self.crypt.user_h(&s.pool_id, &s.username_key);
+        self.user_sessions
+            .insert(k3(&s.pool_id, &hk, &s.origin_jti).as_str(), ())?;
+        let id = self.key_of_user(&s.pool_id, &hk, &s.sub)?;
+        let sealed = self.seal_with(id, SESSIONS.name(), &s.origin_jti, &enc(s)?)?;
         self.sessions
-            .insert(s.origin_jti.as_str(), enc(s)?.as_slice())?;
+            .insert(s.origin_jti.as_str(), sealed.as_slice())?;
         Ok(())
     }
 
-    fn expire_sessions(&mut self, before: Millis, max: usize) -> Result<()> {
-        let hi = format!("{:020}", before.max(0));
-        let mut expired = Vec::new();
-        for item in self.session_expiry.range(..hi.as_str())?.take(max) {
-            let (k, _) = item?;
-            expired.push(k.value().to_owned());
-        }
-        for k in &expired {
-            self.session_expiry.remove(k.as_str())?;
-            let Some((_, jti)) = k.split_once('\0') else {
-                continue;
-            };
-            if let Some(s) = self.session(jti)? {
-                for h in std::iter::once(&s.refresh_hash).chain(s.previous_hash.as_ref()) {
-                    // Only entries that still point at this session.
-                    if get_str(&self.refresh, h)?.as_deref() == Some(jti) {
-                        self.refresh.remove(h.as_str())?;
-                    }
-                }
-                self.sessions.remove(jti)?;
+    fn drop_session(&mut self, jti: &str) -> Result<()> {
+        let Some(s) = self.session_opened(jti)? else {
+            return Ok(());
+        };
+        for h in std::iter::once(&s.refresh_hash).chain(s.previous_hash.as_ref()) {
+            // Only entries that still point at this session.
+            if get_str(&self.refresh, h)?.as_deref() == Some(jti) {
+                self.refresh.remove(h.as_str())?;
             }
         }
+        self.session_expiry.remove(expiry_key(&s).as_str())?;
+        let hk = self.crypt.user_h(&s.pool_id, &s.username_key);
+        self.user_sessions
+            .remove(k3(&s.pool_id, &hk, jti).as_str())?;
+        self.sessions.remove(jti)?;
         Ok(())
     }
 }
 
 fn expiry_key(s: &Session) -> String {
-    format!("{:020}\0{}", s.expires_at.max(0), s.origin_jti)
+    format!(
+        "{:020}\0{}\0{}",
+        s.expires_at.max(0),
+        s.pool_id,
+        s.origin_jti
+    )
 }
 
 /// A consistent snapshot for reads.
 pub struct Reader {
     txn: ReadTransaction,
+    crypt: Arc<Crypt>,
+    dks: KeyCache,
 }
 
 impl Reader {
-    pub fn new(txn: ReadTransaction) -> Self {
-        Self { txn }
+    pub fn new(txn: ReadTransaction, crypt: Arc<Crypt>) -> Self {
+        Self {
+            txn,
+            crypt,
+            dks: KeyCache::default(),
+        }
     }
 
     fn bytes(
@@ -672,24 +1433,30 @@ impl Reader {
 
     pub fn user_by_sub(&self, pool: &str, sub: &str) -> Result<Option<User>> {
         let t = self.txn.open_table(SUBS)?;
-        match get_str(&t, &k2(pool, sub))? {
-            Some(key) => self.user(pool, &key),
+        match get_str(&t, &k2(pool, &self.crypt.sub_h(pool, sub)))? {
+            Some(hk) => Ok(
+                user_at(&self.crypt, &self.dks, &self.bytes(USERS)?, pool, &hk)?.map(|(_, u)| u),
+            ),
             None => Ok(None),
         }
     }
 
-    /// Users of a pool in username-key order after `after`, at most `limit`.
+    /// Users of a pool in index order (keyed hashes of their usernames) after the user
+    /// whose username key is `after`, at most `limit`.
     pub fn users_of(&self, pool: &str, after: Option<&str>, limit: usize) -> Result<Vec<User>> {
         let t = self.bytes(USERS)?;
         let (lo, hi) = under(pool);
-        let start = after.map(|a| k2(pool, a)).unwrap_or_else(|| lo.clone());
+        let after_key = after.map(|a| k2(pool, &self.crypt.user_h(pool, a)));
+        let start = after_key.clone().unwrap_or_else(|| lo.clone());
         let mut out = Vec::new();
         for item in t.range(start.as_str()..hi.as_str())? {
             let (k, v) = item?;
-            if Some(&k.value()[lo.len()..]) == after {
+            if Some(k.value()) == after_key.as_deref() {
                 continue;
             }
-            out.push(dec(v.value())?);
+            if let Some((_, u)) = open_user(&self.crypt, &self.dks, k.value(), v.value())? {
+                out.push(u);
+            }
             if out.len() >= limit {
                 break;
             }
@@ -707,15 +1474,25 @@ impl Reader {
         last_seq(&self.txn)
     }
 
-    /// Logged events with `seq >= from`, at most `limit`.
-    pub fn events(&self, from: u64, limit: usize) -> Result<Vec<Envelope>> {
+    /// Log entries with `seq >= from`, at most `limit`, opened where their key exists.
+    pub fn entries(&self, from: u64, limit: usize) -> Result<Vec<LogEntry>> {
         let t = self.txn.open_table(LOG)?;
         let mut out = Vec::new();
         for item in t.range(from..)?.take(limit) {
             let (_, v) = item?;
-            out.push(Envelope::decode(v.value())?);
+            out.push(decode_entry(&self.crypt, &self.dks, v.value())?);
         }
         Ok(out)
+    }
+
+    /// Logged events with `seq >= from` among the next `limit` entries; those of
+    /// erased users are left out.
+    pub fn events(&self, from: u64, limit: usize) -> Result<Vec<Envelope>> {
+        Ok(self
+            .entries(from, limit)?
+            .into_iter()
+            .filter_map(|e| e.body)
+            .collect())
     }
 
     /// Groups of a pool in name order after `after`.
@@ -737,7 +1514,7 @@ impl Reader {
         Ok(out)
     }
 
-    /// Username keys of a group's members after `after`.
+    /// Username keys of a group's members after the member `after`.
     pub fn members(
         &self,
         pool: &str,
@@ -746,7 +1523,10 @@ impl Reader {
         limit: usize,
     ) -> Result<Vec<String>> {
         members_of(
+            &self.crypt,
+            &self.dks,
             &self.txn.open_table(GROUP_MEMBERS)?,
+            &self.bytes(USERS)?,
             pool,
             group,
             after,
@@ -754,8 +1534,10 @@ impl Reader {
         )
     }
 
-    /// ListUsers by index: users whose `attr` equals `value` (or starts with it), in
-    /// (value, username key) order, after the opaque position `after`.
+    /// ListUsers with a filter: users whose `attr` equals `value` (by the keyed-hash
+    /// index) or starts with it (by the in-memory prefix index), after the opaque
+    /// position `after`. Returns the page and the position to continue from, if there
+    /// may be more.
     pub fn search(
         &self,
         pool: &str,
@@ -765,11 +1547,47 @@ impl Reader {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<User>, Option<String>)> {
+        let users_t = self.bytes(USERS)?;
+        if prefix && let Some(code) = attr_code(attr) {
+            let after = match after {
+                Some(a) => Some(hex::decode(a).map_err(|_| Error::Keys("bad position".into()))?),
+                None => None,
+            };
+            let mut position = after;
+            let mut users = Vec::new();
+            loop {
+                let found =
+                    self.crypt
+                        .prefix
+                        .scan(pool, code, value, position.as_deref(), limit + 1);
+                let more = found.len() > limit;
+                for (entry, hk) in found {
+                    if users.len() >= limit {
+                        return Ok((users, position.map(hex::encode)));
+                    }
+                    position = Some(entry.to_vec());
+                    // The index may be a moment ahead of this snapshot: check the value.
+                    if let Some((uk, u)) = user_at(&self.crypt, &self.dks, &users_t, pool, &hk)?
+                        && filter_value(&u, &uk, attr).is_some_and(|x| x.starts_with(value))
+                    {
+                        users.push(u);
+                    }
+                }
+                if !more {
+                    return Ok((users, None));
+                }
+            }
+        }
         let t = self.txn.open_table(SEARCH)?;
         let base = format!("{pool}\0{attr}\0");
-        let exact = format!("{base}{value}\0");
+        let indexed = if hashed_attr(attr) {
+            self.crypt.value_h(pool, attr, value)
+        } else {
+            value.to_owned()
+        };
+        let exact = format!("{base}{indexed}\0");
         let stem = if prefix {
-            format!("{base}{value}")
+            format!("{base}{indexed}")
         } else {
             exact.clone()
         };
@@ -791,10 +1609,10 @@ impl Reader {
             if users.len() >= limit {
                 return Ok((users, last));
             }
-            let Some((_, username_key)) = rest.rsplit_once('\0') else {
+            let Some((_, hk)) = rest.rsplit_once('\0') else {
                 continue;
             };
-            if let Some(u) = self.user(pool, username_key)? {
+            if let Some((_, u)) = user_at(&self.crypt, &self.dks, &users_t, pool, hk)? {
                 users.push(u);
             }
             last = Some(rest.to_owned());
@@ -805,6 +1623,21 @@ impl Reader {
     /// Events about one aggregate (a user's sub, a client, a pool), newest first, with
     /// sequence numbers below `before`.
     pub fn history(
+        &self,
+        pool: &str,
+        aggregate: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>> {
+        let hashed = self.crypt.sub_h(pool, aggregate);
+        let found = self.history_of(pool, &hashed, before, limit)?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        self.history_of(pool, aggregate, before, limit)
+    }
+
+    fn history_of(
         &self,
         pool: &str,
         aggregate: &str,
@@ -824,8 +1657,10 @@ impl Reader {
             let Ok(seq) = k.value()[lo.len()..].parse::<u64>() else {
                 continue;
             };
-            if let Some(bytes) = log.get(seq)? {
-                out.push(Envelope::decode(bytes.value())?);
+            if let Some(bytes) = log.get(seq)?
+                && let Some(env) = decode_entry(&self.crypt, &self.dks, bytes.value())?.body
+            {
+                out.push(env);
             }
             if out.len() >= limit {
                 break;
@@ -835,16 +1670,50 @@ impl Reader {
     }
 
     pub fn meta(&self, name: &str) -> Result<u64> {
-        Ok(self
-            .txn
-            .open_table(META)?
-            .get(name)?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        meta_value(&self.txn, name)
+    }
+
+    /// The sessions of a user, in session-id order.
+    pub fn sessions_of(&self, pool: &str, username_key: &str) -> Result<Vec<Session>> {
+        let t = self.txn.open_table(USER_SESSIONS)?;
+        let (lo, hi) = under(&k2(pool, &self.crypt.user_h(pool, username_key)));
+        let mut out = Vec::new();
+        for item in t.range(lo.as_str()..hi.as_str())? {
+            let (k, _) = item?;
+            if let Some(s) = View::session(self, &k.value()[lo.len()..])? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Recorded outbox messages of the owners starting with `prefix`.
+    pub fn published_of(&self, prefix: &str) -> Result<Vec<(String, String, u64)>> {
+        let t = self.txn.open_table(PUBLISHED)?;
+        let mut out = Vec::new();
+        for item in t.range(prefix..)? {
+            let (k, _) = item?;
+            let k = k.value();
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let mut parts = k.splitn(3, '\0');
+            if let (Some(owner), Some(stream), Some(seq)) =
+                (parts.next(), parts.next(), parts.next())
+                && let Ok(seq) = seq.parse()
+            {
+                out.push((owner.to_owned(), stream.to_owned(), seq));
+            }
+        }
+        Ok(out)
     }
 
     pub fn event_count(&self) -> Result<u64> {
         Ok(self.txn.open_table(LOG)?.len()?)
+    }
+
+    fn user_by_hash(&self, pool: &str, hk: &str) -> Result<Option<(String, User)>> {
+        user_at(&self.crypt, &self.dks, &self.bytes(USERS)?, pool, hk)
     }
 }
 
@@ -857,13 +1726,22 @@ impl View for Reader {
         get_json(&self.bytes(CLIENTS)?, id)
     }
     fn user(&self, pool: &str, key: &str) -> Result<Option<User>> {
-        get_json(&self.bytes(USERS)?, &k2(pool, key))
+        Ok(self
+            .user_by_hash(pool, &self.crypt.user_h(pool, key))?
+            .map(|(_, u)| u))
     }
     fn alias_owner(&self, pool: &str, attr: &str, value: &str) -> Result<Option<String>> {
-        get_str(&self.txn.open_table(SIGN_IN)?, &k3(pool, attr, value))
+        let k = k3(pool, attr, &self.crypt.value_h(pool, attr, value));
+        match get_str(&self.txn.open_table(SIGN_IN)?, &k)? {
+            Some(hk) => Ok(self.user_by_hash(pool, &hk)?.map(|(uk, _)| uk)),
+            None => Ok(None),
+        }
     }
     fn session(&self, jti: &str) -> Result<Option<Session>> {
-        get_json(&self.bytes(SESSIONS)?, jti)
+        match self.bytes(SESSIONS)?.get(jti)? {
+            Some(v) => open_session(&self.crypt, &self.dks, jti, v.value()),
+            None => Ok(None),
+        }
     }
     fn session_by_refresh(&self, hash: &str) -> Result<Option<String>> {
         get_str(&self.txn.open_table(REFRESH)?, hash)
@@ -872,13 +1750,7 @@ impl View for Reader {
         get_json(&self.bytes(GROUPS)?, &k2(pool, name))
     }
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
-        members_of(
-            &self.txn.open_table(GROUP_MEMBERS)?,
-            pool,
-            name,
-            None,
-            usize::MAX,
-        )
+        self.members(pool, name, None, usize::MAX)
     }
     fn pool_by_domain(&self, domain: &str) -> Result<Option<String>> {
         get_str(&self.txn.open_table(DOMAINS)?, domain)
@@ -899,5 +1771,8 @@ impl View for Reader {
     }
     fn managed_login_brandings(&self, pool: &str) -> Result<Vec<ManagedLoginBranding>> {
         brandings_of(&self.bytes(BRANDING)?, pool)
+    }
+    fn expired_sessions(&self, before: Millis, max: usize) -> Result<Vec<(String, String)>> {
+        expired_of(&self.txn.open_table(SESSION_EXPIRY)?, before, max)
     }
 }

@@ -12,6 +12,7 @@ use cognate_domain::{
 };
 
 use super::*;
+use cognate_crypto::Keyring;
 
 fn pool(id: &str, aliases: &[&str]) -> Pool {
     Pool {
@@ -91,9 +92,13 @@ fn user(name: &str, email: &str) -> User {
     }
 }
 
+fn ring() -> Keyring {
+    Keyring::from_master_key(&[9; 32]).unwrap()
+}
+
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db.redb"), WriterConfig::default()).unwrap();
+    let store = Store::open(&dir.path().join("db.redb"), ring(), WriterConfig::default()).unwrap();
     (dir, store)
 }
 
@@ -322,13 +327,19 @@ async fn sessions_are_dropped_a_day_after_they_expire() {
     s.run(sign_in("live", 10 * SESSION_GRACE_MS), 10)
         .await
         .unwrap();
+    s.run(sign_in("a", 10 * SESSION_GRACE_MS), 20)
+        .await
+        .unwrap();
+    s.run(sign_in("b", 10 * SESSION_GRACE_MS), 30)
+        .await
+        .unwrap();
+    let sweep = |before: i64| Command::ExpireSessions { before, max: 16 };
     // Its refresh token has expired, but an access token of it may still be valid.
-    s.run(
-        sign_in("a", 10 * SESSION_GRACE_MS),
-        1_000 + SESSION_GRACE_MS - 1,
-    )
-    .await
-    .unwrap();
+    let none = s
+        .run(sweep(1_000), 1_000 + SESSION_GRACE_MS - 1)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "nothing expired before 1000: {none:?}");
     let r = s.read_now().unwrap();
     assert!(r.session("old").unwrap().is_some());
     assert_eq!(
@@ -336,13 +347,17 @@ async fn sessions_are_dropped_a_day_after_they_expire() {
         Some("old")
     );
     drop(r);
-    // A day later nothing can use it: the next sign-in removes it and its refresh entry.
-    s.run(
-        sign_in("b", 10 * SESSION_GRACE_MS),
-        1_000 + SESSION_GRACE_MS + 1,
-    )
-    .await
-    .unwrap();
+    // A day later nothing can use it: the sweep removes it and its refresh entry, and
+    // says so in an event naming it.
+    let events = s
+        .run(sweep(1_001), 1_000 + SESSION_GRACE_MS + 1)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(matches!(
+        &events[0].event,
+        cognate_domain::Event::SessionsExpired { origin_jtis } if origin_jtis == &["old".to_string()]
+    ));
     let r = s.read_now().unwrap();
     assert!(r.session("old").unwrap().is_none());
     assert!(r.session_by_refresh("r-old").unwrap().is_none());
@@ -493,7 +508,7 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let mut applied = 0u64;
     {
-        let s = Store::open(&path, WriterConfig::default()).unwrap();
+        let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
         let pools = ["p_a", "p_b", "p_c"];
         for (i, p) in pools.iter().enumerate() {
             let aliases: &[&str] = if i == 0 {
@@ -680,6 +695,10 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
                         }
                     }
                 }
+                11 => Command::ExpireSessions {
+                    before: now + 50_000,
+                    max: 1 + rng.below(4) as usize,
+                },
                 10 => Command::AnswerChallenge {
                     pool_id: p.into(),
                     username_key: name.clone(),
@@ -717,13 +736,14 @@ async fn long_random_scenario_rebuilds_to_the_same_digest() {
         let live = s.digest().unwrap();
         assert!(applied > 500, "scenario too short: {applied}");
         s.close();
-        let out = rebuild(&path).unwrap();
+        let out = rebuild(&path, ring()).unwrap();
         assert_eq!(out.events, applied + 6);
+        assert!(out.erased > 0, "deleted users' events must be unreadable");
         assert_eq!(out.live_digest, live);
         assert_eq!(out.rebuilt_digest, live);
     }
     // The rebuilt database serves reads as before.
-    let s = Store::open(&path, WriterConfig::default()).unwrap();
+    let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
     assert!(s.read_now().unwrap().pool("p_c").unwrap().is_none());
     assert!(s.read_now().unwrap().pool("p_a").unwrap().is_some());
     // The scenario did leave branding behind to rebuild.
@@ -740,7 +760,7 @@ async fn rebuild_detects_a_tampered_projection() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     {
-        let s = Store::open(&path, WriterConfig::default()).unwrap();
+        let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
         s.run(
             Command::CreatePool {
                 pool: pool("p_1", &[]),
@@ -760,9 +780,9 @@ async fn rebuild_detects_a_tampered_projection() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let out = rebuild(&path).unwrap();
+    let out = rebuild(&path, ring()).unwrap();
     assert_ne!(out.live_digest, out.rebuilt_digest);
-    let s = Store::open(&path, WriterConfig::default()).unwrap();
+    let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
     assert_eq!(s.digest().unwrap(), out.rebuilt_digest);
 }
 
@@ -776,7 +796,7 @@ async fn srp_verifiers_and_devices_fold_and_rebuild() {
         verifier: v.into(),
     };
     let live = {
-        let s = Store::open(&path, WriterConfig::default()).unwrap();
+        let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
         s.run(
             Command::CreatePool {
                 pool: pool("p_d", &[]),
@@ -902,7 +922,7 @@ async fn srp_verifiers_and_devices_fold_and_rebuild() {
         s.close();
         live
     };
-    let out = rebuild(&path).unwrap();
+    let out = rebuild(&path, ring()).unwrap();
     assert_eq!(out.live_digest, live);
     assert_eq!(out.rebuilt_digest, live);
 }
@@ -956,4 +976,287 @@ async fn code_send_limits_are_per_purpose() {
     )
     .await
     .unwrap();
+}
+
+/// Every file of `dir`, concatenated.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            out.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn a_deleted_user_cannot_be_read_anywhere_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let distinctive = [
+        "zelda-erasure-canary",
+        "zelda.canary@example.org",
+        "Zeldaname Canarysson",
+        "$argon2id$zelda-hash",
+    ];
+    let kept = ["keeper-canary", "keeper.canary@example.org"];
+    let live;
+    {
+        let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
+        s.run(
+            Command::CreatePool {
+                pool: pool("p_1", &["email"]),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+        s.run(
+            Command::CreateClient {
+                client: client("c1", "p_1"),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+        // Subs, session ids and refresh hashes are random in the daemon; here they are
+        // numbered, so that only the values under test carry the names.
+        for (i, (name, email, full)) in [
+            (distinctive[0], distinctive[1], distinctive[2]),
+            (kept[0], kept[1], "Keeper"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut u = user(name, email);
+            u.sub = format!("sub-{i}");
+            u.attributes.insert("sub".into(), u.sub.clone());
+            u.attributes.insert("name".into(), full.into());
+            u.attributes.insert("email_verified".into(), "true".into());
+            u.password_hash = Some(format!("$argon2id${}-hash", &name[..5]));
+            s.run(
+                Command::SignUp {
+                    pool_id: "p_1".into(),
+                    client_id: Some("c1".into()),
+                    user: u,
+                },
+                2,
+            )
+            .await
+            .unwrap();
+            s.run(
+                Command::AdminConfirmSignUp {
+                    pool_id: "p_1".into(),
+                    username_key: name.into(),
+                },
+                3,
+            )
+            .await
+            .unwrap();
+            let mut session = match sign_in(&format!("jti-{i}"), 1_000_000) {
+                Command::SignIn { session, .. } => session,
+                _ => unreachable!(),
+            };
+            session.username_key = name.into();
+            session.sub = format!("sub-{i}");
+            session.refresh_hash = format!("r-{i}");
+            s.run(
+                Command::SignIn {
+                    pool_id: "p_1".into(),
+                    username_key: name.into(),
+                    session,
+                    flow: "USER_PASSWORD_AUTH".into(),
+                },
+                4,
+            )
+            .await
+            .unwrap();
+        }
+        s.run(
+            Command::CreateGroup {
+                group: cognate_domain::Group {
+                    pool_id: "p_1".into(),
+                    name: "g".into(),
+                    description: None,
+                    role_arn: None,
+                    precedence: None,
+                    created_at: 5,
+                    updated_at: 5,
+                },
+            },
+            5,
+        )
+        .await
+        .unwrap();
+        s.run(
+            Command::AddToGroup {
+                pool_id: "p_1".into(),
+                username_key: distinctive[0].into(),
+                group: "g".into(),
+            },
+            6,
+        )
+        .await
+        .unwrap();
+        // Readable while the user exists: by name, alias, sub, search and history.
+        let r = s.read_now().unwrap();
+        assert!(r.user("p_1", distinctive[0]).unwrap().is_some());
+        assert_eq!(
+            r.alias_owner("p_1", "email", distinctive[1])
+                .unwrap()
+                .as_deref(),
+            Some(distinctive[0])
+        );
+        let (found, _) = r.search("p_1", "email", "zelda.", true, None, 60).unwrap();
+        assert_eq!(found.len(), 1);
+        let (found, _) = r
+            .search("p_1", "name", distinctive[2], false, None, 60)
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            r.members("p_1", "g", None, 10).unwrap(),
+            vec![distinctive[0].to_string()]
+        );
+        assert!(r.history("p_1", "sub-0", None, 50).unwrap().len() >= 4);
+        drop(r);
+        s.run(
+            Command::DeleteUser {
+                pool_id: "p_1".into(),
+                username_key: distinctive[0].into(),
+            },
+            7,
+        )
+        .await
+        .unwrap();
+        let r = s.read_now().unwrap();
+        assert!(r.user("p_1", distinctive[0]).unwrap().is_none());
+        assert!(r.session("jti-0").unwrap().is_none());
+        assert!(r.session_by_refresh("r-0").unwrap().is_none());
+        assert!(r.session("jti-1").unwrap().is_some());
+        let (found, _) = r.search("p_1", "email", "zelda.", true, None, 60).unwrap();
+        assert!(found.is_empty());
+        let entries = r.entries(0, 1000).unwrap();
+        let unreadable: Vec<_> = entries.iter().filter(|e| e.body.is_none()).collect();
+        assert!(unreadable.len() >= 5, "{unreadable:?}");
+        assert!(
+            unreadable
+                .iter()
+                .any(|e| e.type_name == "user.deleted" && e.subject.as_deref() == Some("sub-0"))
+        );
+        live = s.digest().unwrap();
+        s.close();
+    }
+    let bytes = all_bytes(dir.path());
+    for v in distinctive {
+        assert!(!contains(&bytes, v), "{v:?} is still in the data directory");
+    }
+    // Another user's data is untouched (and sealed at rest too).
+    for v in kept {
+        assert!(!contains(&bytes, v), "{v:?} is stored in plain text");
+    }
+    let out = rebuild(&path, ring()).unwrap();
+    assert_eq!(out.live_digest, live);
+    assert_eq!(out.rebuilt_digest, live);
+    assert!(out.erased >= 5);
+    let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
+    let r = s.read_now().unwrap();
+    let keeper = r.user("p_1", kept[0]).unwrap().unwrap();
+    assert_eq!(keeper.attributes["email"], kept[1]);
+    assert!(r.user("p_1", distinctive[0]).unwrap().is_none());
+    let (found, _) = r.search("p_1", "email", "keeper", true, None, 60).unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+/// A database the version before sealing wrote (fixtures/unsealed-v1.redb: three users
+/// signed up and signed in, two in a group, one renamed and then deleted).
+#[tokio::test]
+async fn seal_log_converts_an_unsealed_database_and_erases_users_deleted_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cognate.redb");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/unsealed-v1.redb"),
+        &path,
+    )
+    .unwrap();
+    assert!(contains(
+        &std::fs::read(&path).unwrap(),
+        "gone.legacy@example.org"
+    ));
+    // The daemon refuses to start on it, saying what to do.
+    match Store::open(&path, ring(), WriterConfig::default()) {
+        Err(Error::Legacy(n)) => assert!(n > 10, "{n}"),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("an unsealed database must not be served"),
+    }
+    let out = seal_legacy(&path, ring(), 1_000).unwrap();
+    assert!(out.events > 10);
+    assert_eq!(out.erased, 1, "the deleted user's key is erased at once");
+    assert_eq!(out.backup, dir.path().join("cognate.redb.unsealed"));
+    assert!(
+        contains(
+            &std::fs::read(&out.backup).unwrap(),
+            "gone.legacy@example.org"
+        ),
+        "the backup is the old database"
+    );
+    std::fs::remove_file(&out.backup).unwrap();
+    let bytes = all_bytes(dir.path());
+    for gone in [
+        "gone-legacy-user",
+        "gone.legacy@example.org",
+        "Gone Legacyperson",
+        "Gone Renamedperson",
+        "legacy-hash-0",
+    ] {
+        assert!(!contains(&bytes, gone), "{gone} survived the conversion");
+    }
+    for sealed in [
+        "stays.legacy@example.org",
+        "Stays Legacyperson",
+        "legacy-hash-1",
+    ] {
+        assert!(
+            !contains(&bytes, sealed),
+            "{sealed} is stored in plain text"
+        );
+    }
+    // A second run finds nothing to do and changes nothing.
+    assert!(seal_legacy(&path, ring(), 1_000).is_err());
+    let s = Store::open(&path, ring(), WriterConfig::default()).unwrap();
+    let r = s.read_now().unwrap();
+    let stays = r.user("p_legacy", "stays-legacy-user").unwrap().unwrap();
+    assert_eq!(stays.attributes["email"], "stays.legacy@example.org");
+    assert!(r.user("p_legacy", "gone-legacy-user").unwrap().is_none());
+    assert_eq!(
+        r.members("p_legacy", "staff", None, 10).unwrap(),
+        vec!["stays-legacy-user".to_string()]
+    );
+    assert!(r.session("jti-1").unwrap().is_some());
+    assert!(r.session("jti-0").unwrap().is_none());
+    assert_eq!(
+        r.alias_owner("p_legacy", "email", "other.legacy@example.org")
+            .unwrap()
+            .as_deref(),
+        Some("other-legacy-user")
+    );
+    let live = s.digest().unwrap();
+    drop(r);
+    s.close();
+    let rebuilt = rebuild(&path, ring()).unwrap();
+    assert_eq!(rebuilt.live_digest, live);
+    assert_eq!(rebuilt.rebuilt_digest, live);
+    // The converted database needs the master key it was converted with.
+    assert!(
+        Store::open(
+            &path,
+            Keyring::from_master_key(&[1; 32]).unwrap(),
+            WriterConfig::default()
+        )
+        .is_err()
+    );
 }

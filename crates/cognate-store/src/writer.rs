@@ -11,7 +11,7 @@ use cognate_domain::{Command, Envelope, Event, Millis, decide};
 use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::tables::WriteProjections;
+use crate::tables::{Crypt, WriteProjections};
 use crate::{Error, Executed, Result, Stats};
 
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +86,21 @@ impl Handle {
     }
 }
 
-pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Handle {
+pub fn spawn(
+    db: Arc<Database>,
+    crypt: Arc<Crypt>,
+    stats: Arc<Stats>,
+    config: WriterConfig,
+    mut next_key: u64,
+) -> Handle {
     let (tx, mut rx) = mpsc::channel::<Job>(config.queue.max(1));
     let max_batch = config.max_batch.max(1);
     let spawned = std::thread::Builder::new().name("cognate-writer".into()).spawn(move || {
         let mut seq = stats.last_seq.load(Ordering::Relaxed);
+        // Erased data keys whose pending marks the next transaction removes, and keys
+        // whose erasure failed (retried after every commit).
+        let mut erased_done: Vec<u64> = Vec::new();
+        let mut erase_retry: Vec<u64> = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < max_batch {
@@ -100,9 +110,31 @@ pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Hand
                 }
             }
             let n = batch.len();
-            match apply_batch(&db, &batch, seq) {
-                Ok((results, new_seq, config_changed)) => {
+            match apply_batch(&db, &crypt, &batch, seq, next_key, &erased_done) {
+                Ok(done) => {
+                    let Done {
+                        results,
+                        seq: new_seq,
+                        config_changed,
+                        next_key: next,
+                        erased,
+                        prefix,
+                    } = done;
+                    // Before anyone is answered, so a search sees what they were told.
+                    crypt.prefix.apply(prefix);
                     seq = new_seq;
+                    next_key = next;
+                    erased_done.clear();
+                    // Crypto-shredding: the deletions are durable, now their keys go.
+                    erase_retry.extend(erased);
+                    if !erase_retry.is_empty() {
+                        match crypt.keys.erase(&erase_retry) {
+                            Ok(()) => erased_done.append(&mut erase_retry),
+                            Err(e) => {
+                                tracing::error!(error = %e, keys = erase_retry.len(), "cannot erase data keys yet; retrying after the next write and at start")
+                            }
+                        }
+                    }
                     if config_changed {
                         stats.config_version.fetch_add(1, Ordering::Release);
                     }
@@ -135,17 +167,30 @@ pub fn spawn(db: Arc<Database>, stats: Arc<Stats>, config: WriterConfig) -> Hand
     }
 }
 
+struct Done {
+    results: Vec<Result<Executed>>,
+    seq: u64,
+    config_changed: bool,
+    next_key: u64,
+    erased: Vec<u64>,
+    prefix: Vec<crate::tables::PrefixChange>,
+}
+
 /// Applies a batch in one transaction; the per-command results are valid only if it commits.
 fn apply_batch(
     db: &Database,
+    crypt: &Arc<Crypt>,
     batch: &[Job],
     mut seq: u64,
-) -> Result<(Vec<Result<Executed>>, u64, bool)> {
+    next_key: u64,
+    erased_done: &[u64],
+) -> Result<Done> {
     let txn = db.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     let mut config_changed = false;
-    {
-        let mut p = WriteProjections::open(&txn)?;
+    let (next_key, erased, prefix) = {
+        let mut p = WriteProjections::open(&txn, crypt.clone(), next_key)?;
+        p.erasures_done(erased_done)?;
         for job in batch {
             match apply_one(&mut p, job, &mut seq) {
                 Ok(r) => {
@@ -159,9 +204,21 @@ fn apply_batch(
                 Err(other) => return Err(other),
             }
         }
-    }
+        (
+            p.next_key,
+            std::mem::take(&mut p.erased),
+            std::mem::take(&mut p.prefix_changes),
+        )
+    };
     txn.commit()?;
-    Ok((results, seq, config_changed))
+    Ok(Done {
+        results,
+        seq,
+        config_changed,
+        next_key,
+        erased,
+        prefix,
+    })
 }
 
 fn apply_one(p: &mut WriteProjections<'_>, job: &Job, seq: &mut u64) -> Result<Executed> {

@@ -34,12 +34,43 @@ enum Cmd {
         #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Convert, once, a database written before personal data was sealed per user: a new
+    /// sealed log and projections, checked against the old state, replace it; the old
+    /// one is kept as cognate.redb.unsealed for you to delete (daemon stopped).
+    SealLog {
+        #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Print everything the running daemon holds about a user as one JSON document
+    /// (GDPR Art. 15): a signed admin request to --endpoint.
+    ExportUser(ExportUser),
     /// Manage admin console accounts (kept in <data dir>/console-users.json).
     #[command(subcommand)]
     ConsoleUser(ConsoleUser),
     /// Send the email messages published on NATS by SMTP (a durable JetStream consumer;
     /// run one or more beside the daemons).
     SendEmail(SendEmail),
+}
+
+#[derive(Args)]
+struct ExportUser {
+    #[arg(long)]
+    user_pool_id: String,
+    /// Username, alias (email, phone) or sub.
+    #[arg(long)]
+    username: String,
+    #[arg(
+        long,
+        env = "COGNATE_ENDPOINT",
+        default_value = "http://127.0.0.1:9229"
+    )]
+    endpoint: String,
+    #[arg(long, env = "COGNATE_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or else the first pair in
+    /// <data dir>/admin-credentials.
+    #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -194,6 +225,11 @@ fn main() -> Result<()> {
             .build()?
             .block_on(serve(args)),
         Cmd::Rebuild { data_dir } => rebuild(&data_dir),
+        Cmd::SealLog { data_dir } => seal_log(&data_dir),
+        Cmd::ExportUser(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(export_user(args)),
         Cmd::ConsoleUser(cmd) => console_user(cmd),
         Cmd::SendEmail(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -339,8 +375,10 @@ fn rebuild(data_dir: &Path) -> Result<()> {
     if !path.exists() {
         bail!("no database at {}", path.display());
     }
-    let out = cognate_store::rebuild(&path).context("rebuild")?;
+    let keyring = master_key(data_dir)?;
+    let out = cognate_store::rebuild(&path, keyring).context("rebuild")?;
     println!("events {}", out.events);
+    println!("events-of-erased-users {}", out.erased);
     println!("digest-live {}", out.live_digest);
     println!("digest-rebuilt {}", out.rebuilt_digest);
     if out.live_digest != out.rebuilt_digest {
@@ -349,6 +387,105 @@ fn rebuild(data_dir: &Path) -> Result<()> {
         );
         std::process::exit(1);
     }
+    Ok(())
+}
+
+async fn export_user(args: ExportUser) -> Result<()> {
+    let (id, secret) = match (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(id), Ok(secret)) => (id, secret),
+        _ => {
+            let path = args.data_dir.join("admin-credentials");
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and cannot read {}",
+                    path.display()
+                )
+            })?;
+            parse_pairs(&text, &path.display().to_string())?
+                .into_iter()
+                .next()
+                .context("no credentials in the admin-credentials file")?
+        }
+    };
+    let url = reqwest::Url::parse(&args.endpoint).context("--endpoint")?;
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        "UserPoolId": args.user_pool_id,
+        "Username": args.username,
+    }))?;
+    let headers = vec![
+        (
+            "content-type".to_owned(),
+            cognate_proto::CONTENT_TYPE.to_owned(),
+        ),
+        (
+            "x-amz-target".to_owned(),
+            cognate_server::export::TARGET.to_owned(),
+        ),
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let signed = cognate_crypto::sigv4::sign(
+        "POST",
+        &host,
+        "/",
+        "",
+        &headers,
+        &body,
+        now,
+        &args.region,
+        "cognito-idp",
+        &id,
+        &secret,
+    );
+    let mut rb = reqwest::Client::new().post(url);
+    for (k, v) in headers.iter().chain(signed.iter()) {
+        rb = rb.header(k, v);
+    }
+    let resp = rb.body(body).send().await.context("calling the daemon")?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("the daemon answered HTTP {status}: {text}"))?;
+    if !status.is_success() {
+        bail!(
+            "{}: {}",
+            doc["__type"].as_str().unwrap_or("error"),
+            doc["message"].as_str().unwrap_or(&text)
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
+fn seal_log(data_dir: &Path) -> Result<()> {
+    let path = db_path(data_dir);
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    let keyring = master_key(data_dir)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let out = cognate_store::seal_legacy(&path, keyring, now).context("seal-log")?;
+    private_file(&path)?;
+    private_file(&cognate_store::keys_path(&path))?;
+    println!("events {}", out.events);
+    println!("data-keys-erased {}", out.erased);
+    println!("digest {}", out.digest);
+    println!(
+        "the old database, unsealed, is kept at {}: delete it once the daemon runs on the new one (it still holds every personal value in plain text)",
+        out.backup.display()
+    );
     Ok(())
 }
 
@@ -501,6 +638,10 @@ async fn serve(args: Serve) -> Result<()> {
     };
     private_data_dir(&args.data_dir)?;
     let keyring = master_key(&args.data_dir)?;
+    let unsealed = db_path(&args.data_dir).with_extension("redb.unsealed");
+    if unsealed.exists() {
+        tracing::warn!(path = %unsealed.display(), "the database from before `cognate seal-log` is still here, with every personal value in plain text: delete it once you trust the converted one");
+    }
     let (creds, cred_source) = admin_credentials(&args)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -542,6 +683,7 @@ async fn serve(args: Serve) -> Result<()> {
         .map(|_| cognate_bus::Outbox::new(cognate_bus::OutboxConfig::default()));
     let store = Store::open(
         &db_path(&args.data_dir),
+        keyring.clone(),
         WriterConfig {
             max_batch: args.max_batch.max(1),
             ..WriterConfig::default()
@@ -549,6 +691,7 @@ async fn serve(args: Serve) -> Result<()> {
     )
     .context("opening the database")?;
     private_file(&db_path(&args.data_dir))?;
+    private_file(&cognate_store::keys_path(&db_path(&args.data_dir)))?;
     let print = match args.print_messages {
         PrintMessages::Always => true,
         PrintMessages::Never => false,
@@ -575,6 +718,11 @@ async fn serve(args: Serve) -> Result<()> {
     .map_err(|e| anyhow::anyhow!(e))?;
     // The outbox publishes the log to JetStream until the server has stopped.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(cognate_server::housekeeping::run(
+        state.clone(),
+        std::time::Duration::from_secs(60),
+        stop_rx.clone(),
+    ));
     let outbox_task = match (outbox, bus) {
         (Some(outbox), Some(bus)) => {
             let source = cognate_server::outbox::LogSource::new(state.clone(), &args.nats_prefix);
@@ -644,6 +792,7 @@ async fn serve(args: Serve) -> Result<()> {
     }
     tracing::info!("stopped accepting requests; in-flight requests drained");
     let _ = stop_tx.send(true);
+    let _ = sweeper.await;
     if let Some(task) = outbox_task {
         let _ = task.await;
     }

@@ -16,7 +16,7 @@ use futures::StreamExt as _;
 use tokio::sync::{Notify, watch};
 
 use crate::Bus;
-use crate::outbox::{OutboxEntry, OutboxSource, Publication};
+use crate::outbox::{OutboxEntry, OutboxSource, Publication, Published};
 use crate::testing::NatsServer;
 
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
@@ -94,6 +94,7 @@ pub(crate) struct MemSource {
     /// process killed between the JetStream ack and the cursor write.
     hang_on_save: AtomicBool,
     save_attempts: watch::Sender<u64>,
+    published: Mutex<Vec<Published>>,
 }
 
 impl MemSource {
@@ -104,9 +105,25 @@ impl MemSource {
                 seq,
                 at_ms: None,
                 publications,
+                erase: None,
             },
         );
         self.new_entry.notify_waiters();
+    }
+
+    pub(crate) fn append_entry(&self, entry: OutboxEntry) {
+        self.entries.lock().unwrap().insert(entry.seq, entry);
+        self.new_entry.notify_waiters();
+    }
+
+    pub(crate) fn recorded(&self, owner: &str) -> Vec<Published> {
+        self.published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.owner == owner)
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn persisted(&self) -> u64 {
@@ -158,6 +175,18 @@ impl OutboxSource for MemSource {
             .take(limit)
             .map(|(_, e)| e.clone())
             .collect()
+    }
+
+    async fn record_published(&self, records: Vec<Published>) {
+        self.published.lock().unwrap().extend(records);
+    }
+
+    async fn published_of(&self, owner: &str) -> Vec<Published> {
+        self.recorded(owner)
+    }
+
+    async fn forget_published(&self, owner: &str) {
+        self.published.lock().unwrap().retain(|p| p.owner != owner);
     }
 
     async fn wait_for_new(&self, after: u64) {

@@ -6,7 +6,7 @@ use cognate_proto::messages::{Channel, subjects};
 
 use super::{MemSource, connected_bus, drain_stream};
 use crate::Bus;
-use crate::outbox::{Outbox, OutboxConfig, Publication};
+use crate::outbox::{Outbox, OutboxConfig, OutboxEntry, Publication};
 use crate::testing::{NatsServer, free_port};
 
 const POOL: &str = "us-east-1_TestPool1";
@@ -17,6 +17,7 @@ fn publications(seq: u64) -> Vec<Publication> {
         subject: subjects::event("cognate", POOL, "user.signed_up"),
         msg_id: format!("{POOL}:{seq}"),
         payload: format!(r#"{{"seq":{seq}}}"#).into_bytes().into(),
+        owner: None,
     }];
     if seq.is_multiple_of(3) {
         v.push(Publication {
@@ -25,6 +26,7 @@ fn publications(seq: u64) -> Vec<Publication> {
             payload: format!(r#"{{"messageId":"{POOL}:{seq}:email"}}"#)
                 .into_bytes()
                 .into(),
+            owner: None,
         });
     }
     v
@@ -203,4 +205,104 @@ async fn stats_report_lag_while_nats_is_down() {
     assert!(stats.seconds_behind() > 0.0);
     assert_eq!(stats.published(), 0);
     task.abort();
+}
+
+/// Every byte under `dir`, file by file.
+fn stored_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.extend(std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn an_erasure_deletes_the_users_messages_from_the_jetstream_store() {
+    let server = NatsServer::start().await;
+    let bus = connected_bus(&server).await;
+    let source = Arc::new(MemSource::default());
+    let about = |seq: u64, owner: &str, canary: &str, subject: String| Publication {
+        subject,
+        msg_id: format!("{POOL}:{seq}"),
+        payload: format!(r#"{{"seq":{seq},"email":"{canary}"}}"#)
+            .into_bytes()
+            .into(),
+        owner: Some(owner.to_owned()),
+    };
+    let event = || subjects::event("cognate", POOL, "user.signed_up");
+    let email = || subjects::message("cognate", POOL, Channel::Email);
+    source.append(1, vec![about(1, "u1", "gone-canary@example.org", event())]);
+    source.append(
+        2,
+        vec![about(2, "u1", "gone-canary-code@example.org", email())],
+    );
+    source.append(3, vec![about(3, "u2", "kept-canary@example.org", event())]);
+    source.append(
+        4,
+        vec![about(4, "u1", "gone-canary-again@example.org", event())],
+    );
+    let outbox = Outbox::new(fast_config());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let (source, bus) = (Arc::clone(&source), bus.clone());
+        tokio::spawn(async move {
+            outbox
+                .run(source, &bus, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        })
+    };
+    source.wait_cursor(4).await;
+    assert_eq!(source.recorded("u1").len(), 3);
+    assert!(holds(
+        &stored_bytes(server.dir()),
+        "gone-canary@example.org"
+    ));
+    // The deletion: erase u1, then publish the (anonymous) deletion event.
+    source.append_entry(OutboxEntry {
+        seq: 5,
+        at_ms: None,
+        publications: vec![Publication {
+            subject: subjects::event("cognate", POOL, "user.deleted"),
+            msg_id: format!("{POOL}:5"),
+            payload: br#"{"seq":5}"#.to_vec().into(),
+            owner: None,
+        }],
+        erase: Some("u1".into()),
+    });
+    source.wait_cursor(5).await;
+    assert!(source.recorded("u1").is_empty());
+    let bytes = stored_bytes(server.dir());
+    for gone in [
+        "gone-canary@example.org",
+        "gone-canary-code@example.org",
+        "gone-canary-again@example.org",
+    ] {
+        assert!(
+            !holds(&bytes, gone),
+            "{gone} is still in the JetStream store"
+        );
+    }
+    assert!(holds(&bytes, "kept-canary@example.org"));
+    let events: Vec<String> = drain_stream(&bus, subjects::STREAM_EVENTS, "cognate.events.>")
+        .await
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    assert_eq!(events, vec![format!("{POOL}:3"), format!("{POOL}:5")]);
+    stop_tx.send(()).unwrap();
+    task.await.unwrap();
 }

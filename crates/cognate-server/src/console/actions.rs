@@ -745,6 +745,26 @@ pub(crate) async fn user_action(
         Err(r) => return r,
     };
     let back = format!("/console/pools/{pool_id}/users/{sub}");
+    if action == "export" {
+        // Everything held about the user, as one JSON document to download.
+        return match crate::export::export_user(&c.app, &pool_id, &user.sub).await {
+            Ok(doc) => (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/json".to_owned(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}.json\"", user.sub),
+                    ),
+                ],
+                serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            )
+                .into_response(),
+            Err(e) => error_page(StatusCode::BAD_REQUEST, "Export failed", &e.message),
+        };
+    }
     let (s, actor, f) = (&c.app, posted.admin.actor.as_str(), &posted.fields);
     let username = user.username.clone();
     let pid = pool_id.clone();

@@ -1,0 +1,236 @@
+//! The data-key store: one per-user data key per slot of a small file beside the
+//! database, wrapped with the master key. Erasing a user overwrites their slot with
+//! zeros in place and syncs the file, so the key is gone from the data directory at
+//! once (crypto-shredding); what was sealed with it, in the log and in freed database
+//! pages alike, can never be opened again.
+//!
+//! Why not a redb table: redb is copy-on-write, so a removed value stays readable in
+//! freed pages until they happen to be reused, and that is exactly what erasure must
+//! not allow. Slots here are fixed, so an overwrite lands where the key was.
+//!
+//! Layout: a 64-byte header (`MAGIC`, zero padded), then slot `id` at
+//! `64 + 64 * id`: the wrapped key (60 bytes) and the low 32 bits of `id`. Slot 0 is
+//! never used. Keys are created ahead in chunks (one sync per chunk), so assigning a
+//! key to a new user costs no extra sync; the database records the highest assigned id
+//! in the same transaction as the user, and on open every slot past it is dropped.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cognate_crypto::{DataKey, Keyring, WRAPPED_KEY_LEN};
+
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 16] = b"cognate.keys.v1\n";
+const HEADER: u64 = 64;
+const SLOT: u64 = 64;
+/// Keys created per sync when the writer runs out.
+pub const CHUNK: u64 = 256;
+
+pub struct DataKeys {
+    file: File,
+    path: PathBuf,
+    keyring: Keyring,
+    /// Slots in the file (ids `0..slots`).
+    slots: Mutex<u64>,
+}
+
+impl std::fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKeys")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Keys(format!("{what} {}: {e}", path.display()))
+}
+
+impl DataKeys {
+    /// Opens or creates the store and drops every slot past `assigned` (keys created
+    /// ahead that no committed record uses).
+    pub fn open(path: &Path, keyring: Keyring, assigned: u64) -> Result<Self> {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io(path, "cannot open the data-key store", e))?;
+        if !existed || file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+            let mut header = [0u8; HEADER as usize];
+            header[..MAGIC.len()].copy_from_slice(MAGIC);
+            // Slot 0 stays zero: ids start at 1.
+            let mut first = header.to_vec();
+            first.extend_from_slice(&[0u8; SLOT as usize]);
+            file.write_all_at(&first, 0)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io(path, "cannot initialise the data-key store", e))?;
+            if let Some(dir) = path.parent() {
+                let _ = File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        let mut magic = [0u8; 16];
+        file.read_exact_at(&mut magic, 0)
+            .map_err(|e| io(path, "cannot read the data-key store", e))?;
+        if &magic != MAGIC {
+            return Err(Error::Keys(format!(
+                "{} is not a cognate data-key store",
+                path.display()
+            )));
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| io(path, "cannot stat the data-key store", e))?
+            .len();
+        let mut slots = len.saturating_sub(HEADER) / SLOT;
+        if slots < assigned + 1 {
+            return Err(Error::Keys(format!(
+                "{} holds {} data keys but the database uses {assigned}: it is not this database's key store, or it was restored from an older backup",
+                path.display(),
+                slots.saturating_sub(1)
+            )));
+        }
+        if slots > assigned + 1 {
+            slots = assigned + 1;
+            file.set_len(HEADER + SLOT * slots)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io(path, "cannot trim the data-key store", e))?;
+        }
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            keyring,
+            slots: Mutex::new(slots),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Ids that exist in the file (assigned or created ahead): `1..slots`.
+    pub fn slots(&self) -> u64 {
+        self.slots.lock().map(|s| *s).unwrap_or(0)
+    }
+
+    /// Creates `CHUNK` fresh keys after the last slot, durably; returns the new slot count.
+    pub fn grow(&self) -> Result<u64> {
+        let mut slots = self
+            .slots
+            .lock()
+            .map_err(|_| Error::Keys("data-key store lock poisoned".into()))?;
+        let mut buf = Vec::with_capacity((SLOT * CHUNK) as usize);
+        for id in *slots..*slots + CHUNK {
+            let wrapped = self.keyring.wrap_data_key(id, &DataKey::generate());
+            buf.extend_from_slice(&wrapped);
+            buf.extend_from_slice(&(id as u32).to_be_bytes());
+            debug_assert_eq!(buf.len() % SLOT as usize, 0);
+        }
+        self.file
+            .write_all_at(&buf, HEADER + SLOT * *slots)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| io(&self.path, "cannot write the data-key store", e))?;
+        *slots += CHUNK;
+        Ok(*slots)
+    }
+
+    /// The key with this id, or `None` once it was erased.
+    pub fn get(&self, id: u64) -> Result<Option<DataKey>> {
+        if id == 0 || id >= self.slots() {
+            return Ok(None);
+        }
+        let mut slot = [0u8; SLOT as usize];
+        self.file
+            .read_exact_at(&mut slot, HEADER + SLOT * id)
+            .map_err(|e| io(&self.path, "cannot read the data-key store", e))?;
+        if slot.iter().all(|b| *b == 0) {
+            return Ok(None);
+        }
+        if slot[WRAPPED_KEY_LEN..WRAPPED_KEY_LEN + 4] != (id as u32).to_be_bytes() {
+            return Err(Error::Keys(format!(
+                "data key {id} in {} is damaged",
+                self.path.display()
+            )));
+        }
+        self.keyring
+            .unwrap_data_key(id, &slot[..WRAPPED_KEY_LEN])
+            .map(Some)
+            .map_err(|e| {
+                Error::Keys(format!(
+                    "data key {id} cannot be unwrapped ({e}): is this the master key the store was made with?"
+                ))
+            })
+    }
+
+    /// Overwrites the slots of `ids` with zeros and syncs: those keys are gone.
+    pub fn erase(&self, ids: &[u64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let slots = self.slots();
+        for &id in ids {
+            if id == 0 || id >= slots {
+                continue;
+            }
+            self.file
+                .write_all_at(&[0u8; SLOT as usize], HEADER + SLOT * id)
+                .map_err(|e| io(&self.path, "cannot erase in the data-key store", e))?;
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| io(&self.path, "cannot sync the data-key store", e))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keyring {
+        Keyring::from_master_key(&[3; 32]).unwrap()
+    }
+
+    #[test]
+    fn keys_are_created_ahead_trimmed_on_open_and_erased_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let keys = DataKeys::open(&path, ring(), 0).unwrap();
+        assert_eq!(keys.slots(), 1);
+        assert!(keys.get(1).unwrap().is_none());
+        assert_eq!(keys.grow().unwrap(), 1 + CHUNK);
+        let k5 = keys.get(5).unwrap().unwrap();
+        let sealed = k5.seal(b"", b"secret");
+        let mut raw = [0u8; SLOT as usize];
+        keys.file
+            .read_exact_at(&mut raw, HEADER + SLOT * 5)
+            .unwrap();
+        keys.erase(&[5]).unwrap();
+        assert!(keys.get(5).unwrap().is_none());
+        assert!(keys.get(6).unwrap().is_some());
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(WRAPPED_KEY_LEN)
+                .any(|w| w == &raw[..WRAPPED_KEY_LEN]),
+            "the wrapped key must be gone from the file"
+        );
+        drop(keys);
+        // Ten ids were assigned: the rest of the chunk goes.
+        let keys = DataKeys::open(&path, ring(), 10).unwrap();
+        assert_eq!(keys.slots(), 11);
+        assert!(keys.get(11).unwrap().is_none());
+        assert!(keys.get(6).unwrap().unwrap().open(b"", &sealed).is_err());
+        drop(keys);
+        // A store that is behind the database is refused, not silently used.
+        assert!(DataKeys::open(&path, ring(), 50).is_err());
+        // The wrong master key cannot open a key.
+        let other = DataKeys::open(&path, Keyring::from_master_key(&[4; 32]).unwrap(), 10).unwrap();
+        assert!(other.get(6).is_err());
+    }
+}
