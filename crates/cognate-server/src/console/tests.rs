@@ -1126,6 +1126,24 @@ async fn user_actions_go_through_the_command_path_attributed_to_the_admin() {
         );
     }
 
+    // Export: everything held about the user, as a JSON download; the POST needs the
+    // session's CSRF token like every other action.
+    let r = t.post(&u("export"), &s.cookie, &[("csrf", &s.csrf)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let doc: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(doc["Sub"], sub.as_str());
+    assert_eq!(doc["Attributes"]["email"], "alice@example.com");
+    assert!(
+        doc["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["Type"] == "user.created" || e["Type"] == "user.signed_up")
+    );
+    assert!(!r.body.contains("argon2"));
+    let r = t.post(&u("export"), &s.cookie, &[("csrf", "forged")]).await;
+    assert_ne!(r.status, StatusCode::OK);
+
     // Delete with an explicit confirmation.
     let page = t
         .act(&s, &u("delete"), &[("confirm_username", "alic")])
