@@ -52,6 +52,9 @@ pub struct Report {
     pub idle_hwm_kib: Option<u64>,
     pub after_rss_kib: Option<u64>,
     pub after_hwm_kib: Option<u64>,
+    /// `cognate rebuild` of that data (daemon stopped): wall time and its output.
+    pub rebuild: Duration,
+    pub rebuild_output: String,
     pub probes: Vec<Probe>,
     pub prefix: Outcome,
     pub equality: Outcome,
@@ -338,6 +341,25 @@ pub async fn run(setup: Setup<'_>, requested: u64, budget: Duration) -> Result<R
     }
     let db_bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
 
+    // 2b. A full replay of that log into fresh projections (`cognate rebuild`).
+    eprintln!("      rebuilding the projections of {users} users ...");
+    let rebuild_started = Instant::now();
+    let out = tokio::process::Command::new(setup.daemon_bin)
+        .arg("rebuild")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .await
+        .context("running cognate rebuild")?;
+    let rebuild = rebuild_started.elapsed();
+    let rebuild_output = String::from_utf8_lossy(&out.stdout).trim().replace('\n', "; ");
+    if !out.status.success() {
+        bail!(
+            "cognate rebuild failed: {rebuild_output} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // 3. The daemon again, on that data.
     eprintln!("      restarting the daemon with {users} users ...");
     let restart_started = Instant::now();
@@ -425,6 +447,8 @@ pub async fn run(setup: Setup<'_>, requested: u64, budget: Duration) -> Result<R
         budget_hit: inserted.budget_hit,
         db_bytes,
         restart,
+        rebuild,
+        rebuild_output,
         idle_rss_kib,
         idle_hwm_kib,
         after_rss_kib,

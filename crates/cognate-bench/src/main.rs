@@ -849,6 +849,12 @@ fn list_users_notes(r: &listusers::Report) -> Vec<String> {
         ratio(r.db_bytes as f64, r.users as f64)
     ));
     out.push(format!(
+        "  cognate rebuild of that data: {:.1} s ({:.0} users/s): {}",
+        r.rebuild.as_secs_f64(),
+        ratio(r.users as f64, r.rebuild.as_secs_f64()),
+        r.rebuild_output
+    ));
+    out.push(format!(
         "  daemon restart on that data: ready in {:.2} s; RSS idle: VmRSS {}, VmHWM {}",
         r.restart.as_secs_f64(),
         mib(r.idle_rss_kib),
