@@ -301,6 +301,51 @@ async fn a_deleted_user_is_gone_from_the_data_directory_and_the_jetstream_store(
     ] {
         assert!(!text.contains(secret), "the export carries {secret}");
     }
+    // `cognate export-user` signs the same request from the command line.
+    let out = tokio::process::Command::new(cognate_testkit::cognate_bin())
+        .args([
+            "export-user",
+            "--user-pool-id",
+            &pool,
+            "--username",
+            KEPT.username,
+            "--endpoint",
+            env.d.endpoint(),
+        ])
+        .env("AWS_ACCESS_KEY_ID", env.d.admin_access_key())
+        .env("AWS_SECRET_ACCESS_KEY", env.d.admin_secret())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["Attributes"]["email"], KEPT.email);
+    assert_eq!(cli["Devices"][0]["DeviceName"], KEPT.device);
+    let out = tokio::process::Command::new(cognate_testkit::cognate_bin())
+        .args([
+            "export-user",
+            "--user-pool-id",
+            &pool,
+            "--username",
+            "nobody",
+        ])
+        .args(["--endpoint", env.d.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", env.d.admin_access_key())
+        .env("AWS_SECRET_ACCESS_KEY", env.d.admin_secret())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UserNotFoundException"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Unsigned, it is refused like any admin operation.
     let unsigned = reqwest::Client::new()
         .post(env.d.endpoint())

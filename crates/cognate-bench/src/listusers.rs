@@ -352,7 +352,9 @@ pub async fn run(setup: Setup<'_>, requested: u64, budget: Duration) -> Result<R
         .await
         .context("running cognate rebuild")?;
     let rebuild = rebuild_started.elapsed();
-    let rebuild_output = String::from_utf8_lossy(&out.stdout).trim().replace('\n', "; ");
+    let rebuild_output = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .replace('\n', "; ");
     if !out.status.success() {
         bail!(
             "cognate rebuild failed: {rebuild_output} {}",

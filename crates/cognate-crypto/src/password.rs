@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{Algorithm, Argon2, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Salt length in bytes, argon2's recommendation.
@@ -171,22 +171,82 @@ fn argon2id(params: argon2::Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+thread_local! {
+    /// Each hashing thread keeps its argon2 memory (19 MiB by default) from one hash to
+    /// the next: allocating it per hash made the allocator hand it back to the kernel
+    /// and fault it in, zeroed, every time, a cost that came and went with the heap's
+    /// history and reached a third of a sign-up.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2id of `password` and `salt` under `params` into `out`, in this thread's memory.
+fn argon2_into(
+    params: &argon2::Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), PasswordError> {
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let n = params.block_count();
+        if blocks.len() < n {
+            blocks.resize(n, argon2::Block::default());
+        }
+        argon2id(params.clone())
+            .hash_password_into_with_memory(password, salt, out, &mut blocks[..n])
+            .map_err(|e| PasswordError::Hash(e.to_string()))
+    })
+}
+
 fn hash_blocking(params: &argon2::Params, password: &[u8]) -> Result<String, PasswordError> {
+    use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
     let salt = crate::random_bytes(SALT_LEN);
-    argon2id(params.clone())
-        .hash_password_with_salt(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    let len = params
+        .output_len()
+        .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+    let mut out = vec![0u8; len];
+    argon2_into(params, password, &salt, &mut out)?;
+    fn err(e: impl std::fmt::Display) -> PasswordError {
+        PasswordError::Hash(e.to_string())
+    }
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(err)?,
+        salt: Some(Salt::new(&salt).map_err(err)?),
+        hash: Some(Output::new(&out).map_err(err)?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Verifies with the parameters recorded in `phc`, so hashes made under an older
 /// policy keep working.
 fn verify_blocking(phc: &str, password: &[u8]) -> Result<bool, PasswordError> {
-    match argon2id(argon2::Params::DEFAULT).verify_password(password, phc) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-        Err(e) => Err(PasswordError::Hash(format!("stored hash unusable: {e}"))),
+    use argon2::password_hash::phc::PasswordHash;
+    let unusable = |e: String| PasswordError::Hash(format!("stored hash unusable: {e}"));
+    let parsed = PasswordHash::new(phc).map_err(|e| unusable(e.to_string()))?;
+    if parsed.algorithm != Algorithm::Argon2id.ident()
+        || parsed
+            .version
+            .is_some_and(|v| v != u32::from(Version::V0x13))
+    {
+        return Err(unusable("not argon2id v19".into()));
     }
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(unusable("no salt or hash".into()));
+    };
+    let mut params = argon2::ParamsBuilder::new();
+    let given = argon2::Params::try_from(&parsed).map_err(|e| unusable(e.to_string()))?;
+    params
+        .m_cost(given.m_cost())
+        .t_cost(given.t_cost())
+        .p_cost(given.p_cost())
+        .output_len(expected.len());
+    let params = params.build().map_err(|e| unusable(e.to_string()))?;
+    let salt: &[u8] = salt.as_ref();
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(&params, password, salt, &mut out)?;
+    Ok(crate::constant_time_eq(&out, expected.as_bytes()))
 }
 
 impl Inner {
@@ -331,6 +391,37 @@ impl PasswordHasher {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own_encoder_and_verifier() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let params = argon2::Params::new(256, 2, 1, None).unwrap();
+        // Ours verifies with the crate's verifier…
+        let ours = hash_blocking(&params, b"pa55word").unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=256,t=2,p=1$"), "{ours}");
+        argon2id(argon2::Params::DEFAULT)
+            .verify_password(b"pa55word", ours.as_str())
+            .unwrap();
+        // …and the crate's hashes, under other parameters too, verify with ours.
+        for (m, t, p) in [(256, 2, 1), (64, 1, 1), (512, 3, 2)] {
+            let params = argon2::Params::new(m, t, p, None).unwrap();
+            let theirs = argon2id(params)
+                .hash_password_with_salt(b"pa55word", b"saltsaltsaltsalt")
+                .unwrap()
+                .to_string();
+            assert!(verify_blocking(&theirs, b"pa55word").unwrap(), "{theirs}");
+            assert!(!verify_blocking(&theirs, b"pa55wore").unwrap());
+        }
+        assert!(!verify_blocking(&ours, b"other").unwrap());
+        // A bigger hash after a smaller one in the same thread, and back.
+        let big = hash_blocking(&argon2::Params::new(4096, 1, 1, None).unwrap(), b"x").unwrap();
+        assert!(verify_blocking(&big, b"x").unwrap());
+        assert!(verify_blocking(&ours, b"pa55word").unwrap());
+        assert!(
+            verify_blocking("$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", b"x").is_err()
+        );
+        assert!(verify_blocking("not a hash", b"x").is_err());
+    }
 
     fn hasher(max_concurrent: usize, max_queue: usize, queue_wait: Duration) -> PasswordHasher {
         PasswordHasher::new(HashPolicy {

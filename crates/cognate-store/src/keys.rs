@@ -14,10 +14,11 @@
 //! key to a new user costs no extra sync; the database records the highest assigned id
 //! in the same transaction as the user, and on open every slot past it is dropped.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cognate_crypto::{DataKey, Keyring, WRAPPED_KEY_LEN};
 
@@ -29,12 +30,19 @@ const SLOT: u64 = 64;
 /// Keys created per sync when the writer runs out.
 pub const CHUNK: u64 = 256;
 
+/// Unwrapped keys kept in memory, in shards; a full shard is emptied.
+const CACHE_SHARDS: usize = 16;
+const CACHE_PER_SHARD: usize = 4096;
+
 pub struct DataKeys {
     file: File,
     path: PathBuf,
     keyring: Keyring,
     /// Slots in the file (ids `0..slots`).
     slots: Mutex<u64>,
+    /// Opened keys by id. A shard's lock is held while its slot is read or erased, so an
+    /// erased key can never be cached again after its erasure.
+    cache: [Mutex<HashMap<u64, Arc<DataKey>>>; CACHE_SHARDS],
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -106,6 +114,7 @@ impl DataKeys {
             path: path.to_owned(),
             keyring,
             slots: Mutex::new(slots),
+            cache: Default::default(),
         })
     }
 
@@ -139,11 +148,32 @@ impl DataKeys {
         Ok(*slots)
     }
 
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<DataKey>>> {
+        self.cache[(id % CACHE_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The key with this id, or `None` once it was erased.
-    pub fn get(&self, id: u64) -> Result<Option<DataKey>> {
+    pub fn get(&self, id: u64) -> Result<Option<Arc<DataKey>>> {
         if id == 0 || id >= self.slots() {
             return Ok(None);
         }
+        let mut shard = self.shard(id);
+        if let Some(k) = shard.get(&id) {
+            return Ok(Some(k.clone()));
+        }
+        let found = self.read_slot(id)?.map(Arc::new);
+        if let Some(k) = &found {
+            if shard.len() >= CACHE_PER_SHARD {
+                shard.clear();
+            }
+            shard.insert(id, k.clone());
+        }
+        Ok(found)
+    }
+
+    fn read_slot(&self, id: u64) -> Result<Option<DataKey>> {
         let mut slot = [0u8; SLOT as usize];
         self.file
             .read_exact_at(&mut slot, HEADER + SLOT * id)
@@ -177,9 +207,12 @@ impl DataKeys {
             if id == 0 || id >= slots {
                 continue;
             }
+            let mut shard = self.shard(id);
+            shard.remove(&id);
             self.file
                 .write_all_at(&[0u8; SLOT as usize], HEADER + SLOT * id)
                 .map_err(|e| io(&self.path, "cannot erase in the data-key store", e))?;
+            drop(shard);
         }
         self.file
             .sync_data()

@@ -307,7 +307,7 @@ impl KeyCache {
         if let Some(hit) = self.0.borrow().get(&id) {
             return Ok(hit.clone());
         }
-        let found = crypt.keys.get(id)?.map(Arc::new);
+        let found = crypt.keys.get(id)?;
         self.0.borrow_mut().insert(id, found.clone());
         Ok(found)
     }
