@@ -72,9 +72,11 @@ impl DataKeys {
         if !existed || file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
             let mut header = [0u8; HEADER as usize];
             header[..MAGIC.len()].copy_from_slice(MAGIC);
-            // Slot 0 stays zero: ids start at 1.
+            // Slot 0 is never a user's: it holds a random key wrapped like the others,
+            // so that opening the store with another master key fails at once.
             let mut first = header.to_vec();
-            first.extend_from_slice(&[0u8; SLOT as usize]);
+            first.extend_from_slice(&keyring.wrap_data_key(0, &DataKey::generate()));
+            first.extend_from_slice(&0u32.to_be_bytes());
             file.write_all_at(&first, 0)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io(path, "cannot initialise the data-key store", e))?;
@@ -88,6 +90,19 @@ impl DataKeys {
         if &magic != MAGIC {
             return Err(Error::Keys(format!(
                 "{} is not a cognate data-key store",
+                path.display()
+            )));
+        }
+        let mut check = [0u8; SLOT as usize];
+        file.read_exact_at(&mut check, HEADER)
+            .map_err(|e| io(path, "cannot read the data-key store", e))?;
+        if check.iter().any(|b| *b != 0)
+            && keyring
+                .unwrap_data_key(0, &check[..WRAPPED_KEY_LEN])
+                .is_err()
+        {
+            return Err(Error::Keys(format!(
+                "{} was made with another master key: set the COGNATE_MASTER_KEY (or master.key) it was made with",
                 path.display()
             )));
         }
@@ -262,8 +277,10 @@ mod tests {
         drop(keys);
         // A store that is behind the database is refused, not silently used.
         assert!(DataKeys::open(&path, ring(), 50).is_err());
-        // The wrong master key cannot open a key.
-        let other = DataKeys::open(&path, Keyring::from_master_key(&[4; 32]).unwrap(), 10).unwrap();
-        assert!(other.get(6).is_err());
+        // Another master key is refused when the store is opened.
+        let err = DataKeys::open(&path, Keyring::from_master_key(&[4; 32]).unwrap(), 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another master key"), "{err}");
     }
 }

@@ -162,7 +162,35 @@ impl Store {
     /// `keyring` must hold the master key the store was made with.
     pub fn open(path: &Path, keyring: Keyring, config: WriterConfig) -> Result<Self> {
         let (db, crypt, next_key) = open_parts(path, keyring)?;
-        tables::build_prefix_index(&db.begin_read()?, &crypt)?;
+        // The prefix index is built in the background from a snapshot taken before the
+        // writer starts; the writer's changes queue until it is done, and prefix
+        // searches wait for it. Everything else is served at once.
+        let snapshot = db.begin_read()?;
+        crypt.prefix.start_build();
+        {
+            let building = crypt.clone();
+            let spawned = std::thread::Builder::new()
+                .name("cognate-prefix-index".into())
+                .spawn(move || {
+                    let started = std::time::Instant::now();
+                    let crypt = building;
+                    let built = match tables::prefix_index_of(&snapshot, &crypt) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot build the ListUsers prefix index; prefix filters find nothing until a restart");
+                            Vec::new()
+                        }
+                    };
+                    drop(snapshot);
+                    let n = built.len();
+                    crypt.prefix.finish_build(built);
+                    tracing::info!(entries = n, seconds = started.elapsed().as_secs_f64(), "ListUsers prefix index built");
+                });
+            if let Err(e) = spawned {
+                crypt.prefix.finish_build(Vec::new());
+                return Err(Error::Join(format!("prefix index thread: {e}")));
+            }
+        }
         let stats = Arc::new(Stats::default());
         stats
             .last_seq

@@ -130,6 +130,10 @@ pub struct Crypt {
 #[derive(Default)]
 pub struct PrefixIndex {
     pools: std::sync::RwLock<HashMap<String, std::collections::BTreeSet<Box<[u8]>>>>,
+    /// While the index is built at start (in the background, from a snapshot taken
+    /// before the writer ran): the writer's changes since, applied once it is built.
+    building: std::sync::Mutex<Option<Vec<PrefixChange>>>,
+    ready: std::sync::Condvar,
 }
 
 /// A change of the prefix index, applied once its transaction commits.
@@ -179,7 +183,44 @@ fn prefix_entries(uk: &str, hk: &str, user: &User) -> Vec<Box<[u8]>> {
 }
 
 impl PrefixIndex {
+    /// Marks the index as being built: changes wait in a queue until `finish_build`.
+    pub fn start_build(&self) {
+        *self.building.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Installs the built index, applies the changes queued meanwhile, and wakes the
+    /// searches that waited.
+    pub fn finish_build(&self, built: Vec<PrefixChange>) {
+        let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = building.take().unwrap_or_default();
+        self.apply_now(built);
+        self.apply_now(queued);
+        drop(building);
+        self.ready.notify_all();
+    }
+
+    /// Waits until the index is built (searches during start-up).
+    fn wait_ready(&self) {
+        let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        while building.is_some() {
+            building = self.ready.wait(building).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     pub fn apply(&self, changes: Vec<PrefixChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(queue) = building.as_mut() {
+            queue.extend(changes);
+            return;
+        }
+        drop(building);
+        self.apply_now(changes);
+    }
+
+    fn apply_now(&self, changes: Vec<PrefixChange>) {
         if changes.is_empty() {
             return;
         }
@@ -211,6 +252,7 @@ impl PrefixIndex {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Vec<(Box<[u8]>, String)> {
+        self.wait_ready();
         let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
         let Some(set) = pools.get(pool) else {
             return Vec::new();
@@ -246,8 +288,8 @@ impl PrefixIndex {
     }
 }
 
-/// Builds the prefix index from every user in the database.
-pub fn build_prefix_index(txn: &ReadTransaction, crypt: &Crypt) -> Result<()> {
+/// The prefix index's entries for every user of a snapshot.
+pub fn prefix_index_of(txn: &ReadTransaction, crypt: &Crypt) -> Result<Vec<PrefixChange>> {
     let cache = KeyCache::default();
     let users = txn.open_table(USERS)?;
     let mut changes = Vec::new();
@@ -261,13 +303,11 @@ pub fn build_prefix_index(txn: &ReadTransaction, crypt: &Crypt) -> Result<()> {
                 changes.push(PrefixChange::Add(pool.to_owned(), e));
             }
         }
-        if changes.len() >= 65_536 {
-            crypt.prefix.apply(std::mem::take(&mut changes));
+        if cache.0.borrow().len() > 4096 {
             cache.0.borrow_mut().clear();
         }
     }
-    crypt.prefix.apply(changes);
-    Ok(())
+    Ok(changes)
 }
 
 impl Crypt {
