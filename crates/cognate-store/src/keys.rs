@@ -133,10 +133,6 @@ impl DataKeys {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Ids that exist in the file (assigned or created ahead): `1..slots`.
     pub fn slots(&self) -> u64 {
         self.slots.lock().map(|s| *s).unwrap_or(0)

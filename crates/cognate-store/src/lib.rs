@@ -20,7 +20,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use seal::{Sealed, seal_legacy};
 use tables::Crypt;
-pub use tables::{LogEntry, Reader, SEARCHABLE, is_personal};
+pub use tables::{LogEntry, Reader, SEARCHABLE};
 pub use writer::{QueuedMessage, WriterConfig};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -394,11 +394,6 @@ impl Store {
     /// Digest of the incrementally kept projections.
     pub fn digest(&self) -> Result<String> {
         tables::digest_of(&self.db.begin_read()?, &self.crypt)
-    }
-
-    /// The keyed hash a user's sub has in the log and the history index.
-    pub fn subject_hash(&self, pool: &str, sub: &str) -> String {
-        self.crypt.sub_h(pool, sub)
     }
 }
 

@@ -276,21 +276,10 @@ impl PrefixIndex {
         }
         out
     }
-
-    /// Entries held (for metrics and tests).
-    pub fn len(&self) -> usize {
-        let pools = self.pools.read().unwrap_or_else(|e| e.into_inner());
-        pools.values().map(|s| s.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The prefix index's entries for every user of a snapshot.
 pub fn prefix_index_of(txn: &ReadTransaction, crypt: &Crypt) -> Result<Vec<PrefixChange>> {
-    let cache = KeyCache::default();
     let users = txn.open_table(USERS)?;
     let mut changes = Vec::new();
     for item in users.iter()? {
@@ -298,13 +287,10 @@ pub fn prefix_index_of(txn: &ReadTransaction, crypt: &Crypt) -> Result<Vec<Prefi
         let Some((pool, hk)) = k.value().split_once('\0') else {
             continue;
         };
-        if let Some((uk, user)) = open_user(crypt, &cache, k.value(), v.value())? {
+        if let Some((uk, user)) = open_user(crypt, k.value(), v.value())? {
             for e in prefix_entries(&uk, hk, &user) {
                 changes.push(PrefixChange::Add(pool.to_owned(), e));
             }
-        }
-        if cache.0.borrow().len() > 4096 {
-            cache.0.borrow_mut().clear();
         }
     }
     Ok(changes)
@@ -326,7 +312,7 @@ impl Crypt {
 }
 
 /// Events stored sealed: everything about a user (aggregate: the user's sub).
-pub fn is_personal(event: &Event) -> bool {
+fn is_personal(event: &Event) -> bool {
     let t = event.type_name();
     t.starts_with("user.") || t.starts_with("session.") || t == "message.queued"
 }
@@ -336,21 +322,6 @@ fn creates_user(event: &Event) -> bool {
         event,
         Event::UserSignedUp { .. } | Event::UserCreated { .. }
     )
-}
-
-/// Per-transaction cache of opened data keys (`None`: erased).
-#[derive(Default)]
-struct KeyCache(RefCell<HashMap<u64, Option<Arc<DataKey>>>>);
-
-impl KeyCache {
-    fn get(&self, crypt: &Crypt, id: u64) -> Result<Option<Arc<DataKey>>> {
-        if let Some(hit) = self.0.borrow().get(&id) {
-            return Ok(hit.clone());
-        }
-        let found = crypt.keys.get(id)?;
-        self.0.borrow_mut().insert(id, found.clone());
-        Ok(found)
-    }
 }
 
 fn record_aad(table: &str, key: &str) -> Vec<u8> {
@@ -372,15 +343,9 @@ fn record_key_id(bytes: &[u8]) -> Result<u64> {
 }
 
 /// Opens a sealed record; `None` when its key was erased.
-fn open_record(
-    crypt: &Crypt,
-    cache: &KeyCache,
-    table: &str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<Option<Vec<u8>>> {
+fn open_record(crypt: &Crypt, table: &str, key: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
     let id = record_key_id(bytes)?;
-    let Some(dk) = cache.get(crypt, id)? else {
+    let Some(dk) = crypt.keys.get(id)? else {
         return Ok(None);
     };
     dk.open(&record_aad(table, key), &bytes[8..])
@@ -389,13 +354,8 @@ fn open_record(
 }
 
 /// A user record: `username key \0 user JSON`.
-fn open_user(
-    crypt: &Crypt,
-    cache: &KeyCache,
-    key: &str,
-    bytes: &[u8],
-) -> Result<Option<(String, User)>> {
-    let Some(plain) = open_record(crypt, cache, USERS.name(), key, bytes)? else {
+fn open_user(crypt: &Crypt, key: &str, bytes: &[u8]) -> Result<Option<(String, User)>> {
+    let Some(plain) = open_record(crypt, USERS.name(), key, bytes)? else {
         return Ok(None);
     };
     let split = plain
@@ -407,13 +367,8 @@ fn open_user(
     Ok(Some((uk, dec(&plain[split + 1..])?)))
 }
 
-fn open_session(
-    crypt: &Crypt,
-    cache: &KeyCache,
-    jti: &str,
-    bytes: &[u8],
-) -> Result<Option<Session>> {
-    match open_record(crypt, cache, SESSIONS.name(), jti, bytes)? {
+fn open_session(crypt: &Crypt, jti: &str, bytes: &[u8]) -> Result<Option<Session>> {
+    match open_record(crypt, SESSIONS.name(), jti, bytes)? {
         Some(plain) => Ok(Some(dec(&plain)?)),
         None => Ok(None),
     }
@@ -471,7 +426,7 @@ fn encode_sealed(env: &Envelope, stored_aggregate: &str, id: u64, dk: &DataKey) 
 }
 
 /// Decodes a stored entry, opening it when it is sealed and its key exists.
-fn decode_entry(crypt: &Crypt, cache: &KeyCache, bytes: &[u8]) -> Result<LogEntry> {
+fn decode_entry(crypt: &Crypt, bytes: &[u8]) -> Result<LogEntry> {
     let mut raw: Value = serde_json::from_slice(bytes)?;
     let field = |raw: &Value, name: &str| raw.get(name).cloned().unwrap_or(Value::Null);
     let seq = field(&raw, "seq").as_u64().unwrap_or(0);
@@ -489,7 +444,7 @@ fn decode_entry(crypt: &Crypt, cache: &KeyCache, bytes: &[u8]) -> Result<LogEntr
         .and_then(Value::as_str)
         .map(str::to_owned);
     if let Some(id) = key {
-        let Some(dk) = cache.get(crypt, id)? else {
+        let Some(dk) = crypt.keys.get(id)? else {
             return Ok(LogEntry {
                 seq,
                 at,
@@ -649,7 +604,7 @@ pub fn replay(txn: &WriteTransaction, crypt: &Arc<Crypt>) -> Result<(u64, u64)> 
         for item in p.log.range(next..)?.take(4096) {
             let (k, bytes) = item?;
             next = k.value() + 1;
-            chunk.push(decode_entry(crypt, &p.dks, bytes.value())?);
+            chunk.push(decode_entry(crypt, bytes.value())?);
         }
         if chunk.is_empty() {
             return Ok((n, erased));
@@ -669,8 +624,6 @@ pub fn replay(txn: &WriteTransaction, crypt: &Arc<Crypt>) -> Result<(u64, u64)> 
             }
             n += 1;
         }
-        // Keys opened for this chunk need not stay in memory.
-        p.dks.0.borrow_mut().clear();
     }
 }
 
@@ -737,7 +690,6 @@ fn filter_value<'u>(user: &'u User, key: &'u str, attr: &str) -> Option<&'u str>
 /// SHA-256 over every projection table, key and value in key order; sealed values are
 /// read opened, so the digest does not depend on their random nonces.
 pub fn digest_of(txn: &ReadTransaction, crypt: &Crypt) -> Result<String> {
-    let cache = KeyCache::default();
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut feed = |name: &str, k: &[u8], v: &[u8]| {
         for part in [name.as_bytes(), k, v] {
@@ -751,7 +703,7 @@ pub fn digest_of(txn: &ReadTransaction, crypt: &Crypt) -> Result<String> {
         for item in table.iter()? {
             let (k, v) = item?;
             if sealed {
-                match open_record(crypt, &cache, t.name(), k.value(), v.value())? {
+                match open_record(crypt, t.name(), k.value(), v.value())? {
                     Some(plain) => feed(t.name(), k.value().as_bytes(), &plain),
                     None => feed(t.name(), k.value().as_bytes(), b"(erased)"),
                 }
@@ -797,14 +749,13 @@ fn get_str(
 /// The user stored under `pool \0 hk`, opened, with its username key.
 fn user_at(
     crypt: &Crypt,
-    cache: &KeyCache,
     users: &impl ReadableTable<&'static str, &'static [u8]>,
     pool: &str,
     hk: &str,
 ) -> Result<Option<(String, User)>> {
     let key = k2(pool, hk);
     match users.get(key.as_str())? {
-        Some(v) => open_user(crypt, cache, &key, v.value()),
+        Some(v) => open_user(crypt, &key, v.value()),
         None => Ok(None),
     }
 }
@@ -813,7 +764,6 @@ fn user_at(
 #[allow(clippy::too_many_arguments)]
 fn members_of(
     crypt: &Crypt,
-    cache: &KeyCache,
     t: &impl ReadableTable<&'static str, ()>,
     users: &impl ReadableTable<&'static str, &'static [u8]>,
     pool: &str,
@@ -833,7 +783,7 @@ fn members_of(
         if Some(hk.as_str()) == after_h.as_deref() {
             continue;
         }
-        if let Some((uk, _)) = user_at(crypt, cache, users, pool, &hk)? {
+        if let Some((uk, _)) = user_at(crypt, users, pool, &hk)? {
             out.push(uk);
         }
         if out.len() >= limit {
@@ -873,7 +823,6 @@ pub struct WriteProjections<'t> {
     /// decoding one costs more than the rest of a sign-up's bookkeeping.
     pool_cache: RefCell<HashMap<String, Option<Pool>>>,
     crypt: Arc<Crypt>,
-    dks: KeyCache,
     /// `pool \0 sub` → data key, for users whose key is known in this batch (created in
     /// it, or read from an entry during a replay).
     owners: HashMap<String, u64>,
@@ -909,7 +858,6 @@ impl<'t> WriteProjections<'t> {
             user_sessions: txn.open_table(USER_SESSIONS)?,
             pool_cache: Default::default(),
             crypt,
-            dks: KeyCache::default(),
             owners: HashMap::new(),
             next_key,
             erased: Vec::new(),
@@ -937,8 +885,9 @@ impl<'t> WriteProjections<'t> {
         };
         self.owners.insert(k2(&env.pool, &env.aggregate), id);
         let dk = self
-            .dks
-            .get(&self.crypt, id)?
+            .crypt
+            .keys
+            .get(id)?
             .ok_or_else(|| Error::Keys(format!("data key {id} was erased")))?;
         let stored = self.crypt.sub_h(&env.pool, &env.aggregate);
         let bytes = encode_sealed(env, &stored, id, &dk)?;
@@ -1002,19 +951,20 @@ impl<'t> WriteProjections<'t> {
 
     fn seal_with(&self, id: u64, table: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>> {
         let dk = self
-            .dks
-            .get(&self.crypt, id)?
+            .crypt
+            .keys
+            .get(id)?
             .ok_or_else(|| Error::Keys(format!("data key {id} was erased")))?;
         Ok(seal_record(&dk, id, table, key, plain))
     }
 
     fn user_by_hash(&self, pool: &str, hk: &str) -> Result<Option<(String, User)>> {
-        user_at(&self.crypt, &self.dks, &self.users, pool, hk)
+        user_at(&self.crypt, &self.users, pool, hk)
     }
 
     fn session_opened(&self, jti: &str) -> Result<Option<Session>> {
         match self.sessions.get(jti)? {
-            Some(v) => open_session(&self.crypt, &self.dks, jti, v.value()),
+            Some(v) => open_session(&self.crypt, jti, v.value()),
             None => Ok(None),
         }
     }
@@ -1099,7 +1049,6 @@ impl View for WriteProjections<'_> {
     fn group_members(&self, pool: &str, name: &str) -> Result<Vec<String>> {
         members_of(
             &self.crypt,
-            &self.dks,
             &self.group_members,
             &self.users,
             pool,
@@ -1413,16 +1362,11 @@ fn expiry_key(s: &Session) -> String {
 pub struct Reader {
     txn: ReadTransaction,
     crypt: Arc<Crypt>,
-    dks: KeyCache,
 }
 
 impl Reader {
     pub fn new(txn: ReadTransaction, crypt: Arc<Crypt>) -> Self {
-        Self {
-            txn,
-            crypt,
-            dks: KeyCache::default(),
-        }
+        Self { txn, crypt }
     }
 
     fn bytes(
@@ -1474,9 +1418,7 @@ impl Reader {
     pub fn user_by_sub(&self, pool: &str, sub: &str) -> Result<Option<User>> {
         let t = self.txn.open_table(SUBS)?;
         match get_str(&t, &k2(pool, &self.crypt.sub_h(pool, sub)))? {
-            Some(hk) => Ok(
-                user_at(&self.crypt, &self.dks, &self.bytes(USERS)?, pool, &hk)?.map(|(_, u)| u),
-            ),
+            Some(hk) => Ok(user_at(&self.crypt, &self.bytes(USERS)?, pool, &hk)?.map(|(_, u)| u)),
             None => Ok(None),
         }
     }
@@ -1494,7 +1436,7 @@ impl Reader {
             if Some(k.value()) == after_key.as_deref() {
                 continue;
             }
-            if let Some((_, u)) = open_user(&self.crypt, &self.dks, k.value(), v.value())? {
+            if let Some((_, u)) = open_user(&self.crypt, k.value(), v.value())? {
                 out.push(u);
             }
             if out.len() >= limit {
@@ -1520,7 +1462,7 @@ impl Reader {
         let mut out = Vec::new();
         for item in t.range(from..)?.take(limit) {
             let (_, v) = item?;
-            out.push(decode_entry(&self.crypt, &self.dks, v.value())?);
+            out.push(decode_entry(&self.crypt, v.value())?);
         }
         Ok(out)
     }
@@ -1564,7 +1506,6 @@ impl Reader {
     ) -> Result<Vec<String>> {
         members_of(
             &self.crypt,
-            &self.dks,
             &self.txn.open_table(GROUP_MEMBERS)?,
             &self.bytes(USERS)?,
             pool,
@@ -1607,7 +1548,7 @@ impl Reader {
                     }
                     position = Some(entry.to_vec());
                     // The index may be a moment ahead of this snapshot: check the value.
-                    if let Some((uk, u)) = user_at(&self.crypt, &self.dks, &users_t, pool, &hk)?
+                    if let Some((uk, u)) = user_at(&self.crypt, &users_t, pool, &hk)?
                         && filter_value(&u, &uk, attr).is_some_and(|x| x.starts_with(value))
                     {
                         users.push(u);
@@ -1652,7 +1593,7 @@ impl Reader {
             let Some((_, hk)) = rest.rsplit_once('\0') else {
                 continue;
             };
-            if let Some((_, u)) = user_at(&self.crypt, &self.dks, &users_t, pool, hk)? {
+            if let Some((_, u)) = user_at(&self.crypt, &users_t, pool, hk)? {
                 users.push(u);
             }
             last = Some(rest.to_owned());
@@ -1698,7 +1639,7 @@ impl Reader {
                 continue;
             };
             if let Some(bytes) = log.get(seq)?
-                && let Some(env) = decode_entry(&self.crypt, &self.dks, bytes.value())?.body
+                && let Some(env) = decode_entry(&self.crypt, bytes.value())?.body
             {
                 out.push(env);
             }
@@ -1753,7 +1694,7 @@ impl Reader {
     }
 
     fn user_by_hash(&self, pool: &str, hk: &str) -> Result<Option<(String, User)>> {
-        user_at(&self.crypt, &self.dks, &self.bytes(USERS)?, pool, hk)
+        user_at(&self.crypt, &self.bytes(USERS)?, pool, hk)
     }
 }
 
@@ -1779,7 +1720,7 @@ impl View for Reader {
     }
     fn session(&self, jti: &str) -> Result<Option<Session>> {
         match self.bytes(SESSIONS)?.get(jti)? {
-            Some(v) => open_session(&self.crypt, &self.dks, jti, v.value()),
+            Some(v) => open_session(&self.crypt, jti, v.value()),
             None => Ok(None),
         }
     }
