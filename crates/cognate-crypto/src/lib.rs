@@ -36,7 +36,7 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 /// error branch is not reachable in practice; should it ever be, aborting is the
 /// only safe answer: carrying on with a zeroed buffer would hand out predictable
 /// codes, salts and keys.
-fn fill_random(out: &mut [u8]) {
+pub fn fill_random(out: &mut [u8]) {
     if rand::fill(out).is_err() {
         std::process::abort();
     }

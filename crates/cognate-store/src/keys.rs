@@ -34,10 +34,28 @@ pub const CHUNK: u64 = 256;
 const CACHE_SHARDS: usize = 16;
 const CACHE_PER_SHARD: usize = 4096;
 
+/// Where the data keys of a cluster live (a JetStream stream every daemon reads, see
+/// the server's `cluster` module): one message per key, wrapped with the master key
+/// the daemons share. Erasing deletes the message, overwriting its bytes.
+pub trait SharedKeys: Send + Sync {
+    /// Stores a new wrapped key under `id`; `false` when the id is taken.
+    fn create(&self, id: u64, wrapped: &[u8]) -> std::result::Result<bool, String>;
+    /// The wrapped key, or `None` once erased (or never created).
+    fn get(&self, id: u64) -> std::result::Result<Option<Vec<u8>>, String>;
+    /// Erases the key; erasing a key that is already gone succeeds.
+    fn erase(&self, id: u64) -> std::result::Result<(), String>;
+}
+
+/// Ids of keys created in a cluster: random, above every id a single-node store can
+/// have assigned (so a log moved into a cluster keeps its ids), below 2^53.
+const SHARED_ID_MIN: u64 = 1 << 32;
+
 pub struct DataKeys {
     file: File,
     path: PathBuf,
     keyring: Keyring,
+    /// In a cluster: the shared key stream. The file is then unused.
+    shared: Option<std::sync::Arc<dyn SharedKeys>>,
     /// Slots in the file (ids `0..slots`).
     slots: Mutex<u64>,
     /// Opened keys by id. A shard's lock is held while its slot is read or erased, so an
@@ -128,9 +146,80 @@ impl DataKeys {
             file,
             path: path.to_owned(),
             keyring,
+            shared: None,
             slots: Mutex::new(slots),
             cache: Default::default(),
         })
+    }
+
+    /// Keys kept in a cluster's shared stream; `local` is only a placeholder file
+    /// (opened so the type stays one), never written.
+    pub fn shared(local: &Path, keyring: Keyring, shared: Arc<dyn SharedKeys>) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .open("/dev/null")
+            .map_err(|e| io(local, "cannot open /dev/null for", e))?;
+        Ok(Self {
+            file,
+            path: local.to_owned(),
+            keyring,
+            shared: Some(shared),
+            slots: Mutex::new(u64::MAX),
+            cache: Default::default(),
+        })
+    }
+
+    /// Whether keys live in a cluster's shared stream.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Creates a fresh key in the shared stream under a new random id.
+    pub fn create_shared(&self) -> Result<u64> {
+        let Some(shared) = &self.shared else {
+            return Err(Error::Keys("not a shared key store".into()));
+        };
+        for _ in 0..8 {
+            let mut raw = [0u8; 8];
+            cognate_crypto::fill_random(&mut raw);
+            let id = SHARED_ID_MIN + u64::from_be_bytes(raw) % ((1u64 << 53) - SHARED_ID_MIN);
+            let key = DataKey::generate();
+            let wrapped = self.keyring.wrap_data_key(id, &key);
+            if shared.create(id, &wrapped).map_err(Error::Keys)? {
+                let mut shard = self.shard(id);
+                if shard.len() >= CACHE_PER_SHARD {
+                    shard.clear();
+                }
+                shard.insert(id, Arc::new(key));
+                return Ok(id);
+            }
+        }
+        Err(Error::Keys("no free data-key id after 8 tries".into()))
+    }
+
+    /// Copies a wrapped key into the shared stream under the same id (moving a
+    /// single-node store into a cluster); `false` if the id was taken.
+    pub fn put_shared(&self, id: u64, wrapped: &[u8]) -> Result<bool> {
+        let Some(shared) = &self.shared else {
+            return Err(Error::Keys("not a shared key store".into()));
+        };
+        shared.create(id, wrapped).map_err(Error::Keys)
+    }
+
+    /// The wrapped form of a key in this (file) store, for moving it into a cluster;
+    /// `None` when erased.
+    pub fn wrapped(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        if self.shared.is_some() || id == 0 || id >= self.slots() {
+            return Ok(None);
+        }
+        let mut slot = [0u8; SLOT as usize];
+        self.file
+            .read_exact_at(&mut slot, HEADER + SLOT * id)
+            .map_err(|e| io(&self.path, "cannot read the data-key store", e))?;
+        if slot.iter().all(|b| *b == 0) {
+            return Ok(None);
+        }
+        Ok(Some(slot[..WRAPPED_KEY_LEN].to_vec()))
     }
 
     /// Ids that exist in the file (assigned or created ahead): `1..slots`.
@@ -185,6 +274,16 @@ impl DataKeys {
     }
 
     fn read_slot(&self, id: u64) -> Result<Option<DataKey>> {
+        if let Some(shared) = &self.shared {
+            let Some(wrapped) = shared.get(id).map_err(Error::Keys)? else {
+                return Ok(None);
+            };
+            return self.keyring.unwrap_data_key(id, &wrapped).map(Some).map_err(|e| {
+                Error::Keys(format!(
+                    "data key {id} cannot be unwrapped ({e}): does every daemon have the same COGNATE_MASTER_KEY?"
+                ))
+            });
+        }
         let mut slot = [0u8; SLOT as usize];
         self.file
             .read_exact_at(&mut slot, HEADER + SLOT * id)
@@ -211,6 +310,15 @@ impl DataKeys {
     /// Overwrites the slots of `ids` with zeros and syncs: those keys are gone.
     pub fn erase(&self, ids: &[u64]) -> Result<()> {
         if ids.is_empty() {
+            return Ok(());
+        }
+        if let Some(shared) = &self.shared {
+            for &id in ids {
+                let mut shard = self.shard(id);
+                shard.remove(&id);
+                shared.erase(id).map_err(Error::Keys)?;
+                drop(shard);
+            }
             return Ok(());
         }
         let slots = self.slots();

@@ -4,6 +4,7 @@
 //! read transactions and never wait for the writer; since callers are answered only after
 //! the commit, a read after a response always sees that response's events.
 
+mod cluster;
 mod keys;
 mod seal;
 mod tables;
@@ -18,6 +19,8 @@ use cognate_domain::event::DecodeError;
 use cognate_domain::{Command, DomainError, Envelope, Millis};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
+pub use cluster::{APPLIED, Appended, SharedLog};
+pub use keys::SharedKeys;
 pub use seal::{Sealed, seal_legacy};
 use tables::Crypt;
 pub use tables::{LogEntry, Reader, SEARCHABLE};
@@ -35,6 +38,8 @@ pub enum Error {
     Decode(#[from] DecodeError),
     #[error("stored value cannot be decoded: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the shared log cannot take the change now: {0}")]
+    Unavailable(String),
     #[error("the writer has stopped")]
     WriterGone,
     #[error("the write batch failed: {0}")]
@@ -83,8 +88,20 @@ impl Executed {
 }
 
 /// Counters the writer keeps for metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
+    /// Whether reads may be served: always on one node; in a cluster, once the writer
+    /// has caught up with the shared log at start.
+    pub ready: std::sync::atomic::AtomicBool,
+    /// Last applied position of the shared log (a cluster).
+    pub applied: AtomicU64,
+    applied_tx: tokio::sync::watch::Sender<u64>,
+    /// Appends refused because another daemon appended first (decided again).
+    pub conflicts: AtomicU64,
+    /// Appends to the shared log by latency: under 1, 2, 4, 8, 16, 32, 64, 128, 256 ms,
+    /// and more; with their total in microseconds.
+    pub append_buckets: [AtomicU64; 10],
+    pub append_micros: AtomicU64,
     pub last_seq: AtomicU64,
     /// Bumped after every commit that changed a pool or a client, so caches of them know
     /// when to reload.
@@ -95,7 +112,39 @@ pub struct Stats {
     pub batch_sizes: [AtomicU64; 7],
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            ready: std::sync::atomic::AtomicBool::new(true),
+            applied: AtomicU64::new(0),
+            applied_tx: tokio::sync::watch::Sender::new(0),
+            conflicts: AtomicU64::new(0),
+            append_buckets: Default::default(),
+            append_micros: AtomicU64::new(0),
+            last_seq: AtomicU64::new(0),
+            config_version: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            batch_sizes: Default::default(),
+        }
+    }
+}
+
+/// Upper bounds (ms) of the append latency buckets, the last one open.
+pub const APPEND_BUCKETS_MS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
 impl Stats {
+    fn record_append(&self, took: std::time::Duration) {
+        let ms = took.as_millis() as u64;
+        let i = APPEND_BUCKETS_MS
+            .iter()
+            .position(|b| ms < *b)
+            .unwrap_or(APPEND_BUCKETS_MS.len());
+        self.append_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.append_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
     fn record_batch(&self, n: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.commands.fetch_add(n as u64, Ordering::Relaxed);
@@ -117,17 +166,54 @@ pub fn keys_path(db: &Path) -> PathBuf {
     db.with_extension("keys")
 }
 
+/// Meta key set to 1 in the database of a daemon in a cluster.
+const CLUSTER_MARK: &str = "cluster";
+
 /// Opens the database and its data-key store, refusing an unsealed older log, and
 /// carries out erasures a crash interrupted.
-fn open_parts(path: &Path, keyring: Keyring) -> Result<(Arc<Database>, Arc<Crypt>, u64)> {
+fn open_parts(
+    path: &Path,
+    keyring: Keyring,
+    shared: Option<Arc<dyn SharedKeys>>,
+) -> Result<(Arc<Database>, Arc<Crypt>, u64)> {
     let db = Database::create(path)?;
     let legacy = tables::legacy_entries(&db)?;
     if legacy > 0 {
         return Err(Error::Legacy(legacy));
     }
     tables::ensure(&db)?;
+    let (events, clustered) = {
+        let r = db.begin_read()?;
+        (
+            tables::last_seq(&r)?,
+            tables::meta_value(&r, CLUSTER_MARK)? == 1,
+        )
+    };
+    match (&shared, clustered) {
+        (Some(_), false) if events > 0 => {
+            return Err(Error::Keys(format!(
+                "{} holds the log of a single-node daemon: move it into the cluster with `cognate cluster-import` (docs/cluster.md), and give this daemon an empty data directory",
+                path.display()
+            )));
+        }
+        (Some(_), false) => {
+            let txn = db.begin_write()?;
+            txn.open_table(tables::META)?.insert(CLUSTER_MARK, 1)?;
+            txn.commit()?;
+        }
+        (None, true) => {
+            return Err(Error::Keys(format!(
+                "{} is a cluster daemon's copy of the shared log: start it with --cluster, or move the log out with `cognate cluster-export`",
+                path.display()
+            )));
+        }
+        _ => {}
+    }
     let assigned = tables::meta_value(&db.begin_read()?, tables::KEYS_ASSIGNED)?;
-    let keys = keys::DataKeys::open(&keys_path(path), keyring.clone(), assigned)?;
+    let keys = match shared {
+        Some(s) => keys::DataKeys::shared(&keys_path(path), keyring.clone(), s)?,
+        None => keys::DataKeys::open(&keys_path(path), keyring.clone(), assigned)?,
+    };
     let crypt = Arc::new(Crypt {
         keys,
         ring: keyring,
@@ -161,7 +247,30 @@ impl Store {
     /// Opens (or creates) the database at `path` with its data-key store beside it;
     /// `keyring` must hold the master key the store was made with.
     pub fn open(path: &Path, keyring: Keyring, config: WriterConfig) -> Result<Self> {
-        let (db, crypt, next_key) = open_parts(path, keyring)?;
+        Self::open_with(path, keyring, config, None)
+    }
+
+    /// Opens the database of a daemon in a cluster: `log` is the shared log, `keys` the
+    /// shared data keys. The store serves reads at once but is `ready` (and takes
+    /// commands) only once it has caught up with the log.
+    pub fn open_cluster(
+        path: &Path,
+        keyring: Keyring,
+        config: WriterConfig,
+        log: Arc<dyn SharedLog>,
+        keys: Arc<dyn SharedKeys>,
+    ) -> Result<Self> {
+        Self::open_with(path, keyring, config, Some((log, keys)))
+    }
+
+    fn open_with(
+        path: &Path,
+        keyring: Keyring,
+        config: WriterConfig,
+        cluster: Option<(Arc<dyn SharedLog>, Arc<dyn SharedKeys>)>,
+    ) -> Result<Self> {
+        let (db, crypt, next_key) =
+            open_parts(path, keyring, cluster.as_ref().map(|(_, k)| k.clone()))?;
         // The prefix index is built in the background from a snapshot taken before the
         // writer starts; the writer's changes queue until it is done, and prefix
         // searches wait for it. Everything else is served at once.
@@ -195,7 +304,20 @@ impl Store {
         stats
             .last_seq
             .store(tables::last_seq(&db.begin_read()?)?, Ordering::Relaxed);
-        let writer = writer::spawn(db.clone(), crypt.clone(), stats.clone(), config, next_key);
+        let writer = match cluster {
+            Some((log, _)) => {
+                stats.ready.store(false, Ordering::Release);
+                cluster::spawn(
+                    db.clone(),
+                    crypt.clone(),
+                    stats.clone(),
+                    config.max_batch,
+                    config.queue,
+                    log,
+                )?
+            }
+            None => writer::spawn(db.clone(), crypt.clone(), stats.clone(), config, next_key),
+        };
         Ok(Self {
             db,
             crypt,
@@ -268,6 +390,29 @@ impl Store {
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Whether the store serves current state (a cluster's store catches up first).
+    pub fn is_ready(&self) -> bool {
+        self.stats.ready.load(Ordering::Acquire)
+    }
+
+    /// Wakes the writer to read what other daemons appended to the shared log.
+    pub fn poke(&self) {
+        self.writer.poke();
+    }
+
+    /// Waits until the shared log is applied up to `position` (at most `timeout`);
+    /// false if it was not in time.
+    pub async fn wait_applied(&self, position: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.stats.applied_tx.subscribe();
+        if *rx.borrow() >= position {
+            return true;
+        }
+        self.writer.poke();
+        tokio::time::timeout(timeout, rx.wait_for(|v| *v >= position))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Stops the writer after its queued work and releases the database file. Call it with
@@ -410,7 +555,7 @@ pub struct Rebuilt {
 /// Replays the whole log of the database at `path` into fresh projections, replacing the
 /// old ones, and reports the digests before and after. The daemon must be stopped.
 pub fn rebuild(path: &Path, keyring: Keyring) -> Result<Rebuilt> {
-    let (db, crypt, _) = open_parts(path, keyring)?;
+    let (db, crypt, _) = open_parts(path, keyring, None)?;
     let live_digest = tables::digest_of(&db.begin_read()?, &crypt)?;
     let txn = db.begin_write()?;
     tables::clear_projections(&txn)?;

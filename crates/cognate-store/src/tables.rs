@@ -832,6 +832,9 @@ pub struct WriteProjections<'t> {
     pub erased: Vec<u64>,
     /// Changes of the in-memory prefix index, applied once this transaction commits.
     pub prefix_changes: Vec<PrefixChange>,
+    /// In a cluster: every log entry appended in this transaction, as stored, to be
+    /// published to the shared log before the transaction may commit.
+    pub capture: Option<Vec<Vec<u8>>>,
 }
 
 impl<'t> WriteProjections<'t> {
@@ -862,14 +865,47 @@ impl<'t> WriteProjections<'t> {
             next_key,
             erased: Vec::new(),
             prefix_changes: Vec::new(),
+            capture: None,
         })
+    }
+
+    /// Folds in an entry another daemon appended to the shared log (as it stored it):
+    /// the entry goes into the local log copy as is, and into every projection.
+    pub fn apply_remote(&mut self, bytes: &[u8], expected_seq: u64) -> Result<()> {
+        let entry = decode_entry(&self.crypt, bytes)?;
+        if entry.seq != expected_seq {
+            return Err(Error::Keys(format!(
+                "the shared log is out of order: entry {} where {expected_seq} was due",
+                entry.seq
+            )));
+        }
+        self.log.insert(entry.seq, bytes)?;
+        match &entry.body {
+            Some(env) => {
+                if let Some(id) = entry.key {
+                    self.owners.insert(k2(&env.pool, &env.aggregate), id);
+                }
+                apply_event(self, env, &entry.aggregate)
+            }
+            None => self.history_insert(&entry.pool, &entry.aggregate, entry.seq),
+        }
+    }
+
+    /// Records the last applied position of the shared log in this transaction.
+    pub fn set_meta(&mut self, name: &str, value: u64) -> Result<()> {
+        self.meta.insert(name, value)?;
+        Ok(())
     }
 
     /// Appends an event to the log (sealed with the user's data key when it is about a
     /// user) and folds it into every projection.
     pub fn append(&mut self, env: &Envelope) -> Result<()> {
         if !is_personal(&env.event) {
-            self.log.insert(env.seq, env.encode()?.as_slice())?;
+            let bytes = env.encode()?;
+            self.log.insert(env.seq, bytes.as_slice())?;
+            if let Some(c) = &mut self.capture {
+                c.push(bytes);
+            }
             return apply_event(self, env, &env.aggregate.clone());
         }
         let id = match self.owner_key(&env.pool, &env.aggregate)? {
@@ -892,6 +928,9 @@ impl<'t> WriteProjections<'t> {
         let stored = self.crypt.sub_h(&env.pool, &env.aggregate);
         let bytes = encode_sealed(env, &stored, id, &dk)?;
         self.log.insert(env.seq, bytes.as_slice())?;
+        if let Some(c) = &mut self.capture {
+            c.push(bytes);
+        }
         apply_event(self, env, &stored)
     }
 
@@ -916,6 +955,9 @@ impl<'t> WriteProjections<'t> {
     }
 
     fn assign_key(&mut self) -> Result<u64> {
+        if self.crypt.keys.is_shared() {
+            return self.crypt.keys.create_shared();
+        }
         let id = self.next_key.max(1);
         if id >= self.crypt.keys.slots() {
             self.crypt.keys.grow()?;

@@ -1260,3 +1260,175 @@ async fn seal_log_converts_an_unsealed_database_and_erases_users_deleted_before(
         .is_err()
     );
 }
+
+/// An in-memory shared log and key stream with the semantics the JetStream ones have:
+/// appends at an expected position, deduplication by id, erasure.
+#[derive(Default)]
+struct MemLog {
+    messages: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+    keys: std::sync::Mutex<std::collections::HashMap<u64, Option<Vec<u8>>>>,
+}
+
+impl SharedLog for MemLog {
+    fn append(
+        &self,
+        expected: u64,
+        id: &str,
+        payload: &[u8],
+    ) -> std::result::Result<Appended, String> {
+        let mut m = self.messages.lock().unwrap();
+        if let Some(i) = m.iter().position(|(x, _)| x == id) {
+            return Ok(Appended::Stored(i as u64 + 1));
+        }
+        if m.len() as u64 != expected {
+            return Ok(Appended::Conflict);
+        }
+        m.push((id.to_owned(), payload.to_vec()));
+        Ok(Appended::Stored(m.len() as u64))
+    }
+    fn read(&self, from: u64, max: usize) -> std::result::Result<Vec<(u64, Vec<u8>)>, String> {
+        let m = self.messages.lock().unwrap();
+        Ok(m.iter()
+            .enumerate()
+            .skip(from.saturating_sub(1) as usize)
+            .take(max)
+            .map(|(i, (_, p))| (i as u64 + 1, p.clone()))
+            .collect())
+    }
+    fn last(&self) -> std::result::Result<u64, String> {
+        Ok(self.messages.lock().unwrap().len() as u64)
+    }
+    fn max_payload(&self) -> usize {
+        1 << 20
+    }
+}
+
+impl SharedKeys for MemLog {
+    fn create(&self, id: u64, wrapped: &[u8]) -> std::result::Result<bool, String> {
+        let mut k = self.keys.lock().unwrap();
+        if k.contains_key(&id) {
+            return Ok(false);
+        }
+        k.insert(id, Some(wrapped.to_vec()));
+        Ok(true)
+    }
+    fn get(&self, id: u64) -> std::result::Result<Option<Vec<u8>>, String> {
+        Ok(self.keys.lock().unwrap().get(&id).cloned().flatten())
+    }
+    fn erase(&self, id: u64) -> std::result::Result<(), String> {
+        if let Some(k) = self.keys.lock().unwrap().get_mut(&id) {
+            *k = None;
+        }
+        Ok(())
+    }
+}
+
+fn open_member(dir: &std::path::Path, name: &str, log: &Arc<MemLog>) -> Store {
+    Store::open_cluster(
+        &dir.join(name),
+        ring(),
+        WriterConfig::default(),
+        log.clone(),
+        log.clone(),
+    )
+    .unwrap()
+}
+
+async fn caught_up(s: &Store, log: &MemLog) {
+    let last = log.messages.lock().unwrap().len() as u64;
+    assert!(
+        s.wait_applied(last, std::time::Duration::from_secs(10))
+            .await
+    );
+}
+
+#[tokio::test]
+async fn daemons_on_one_shared_log_decide_races_once_and_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(MemLog::default());
+    let members: Vec<Store> = (0..3)
+        .map(|i| open_member(dir.path(), &format!("d{i}.redb"), &log))
+        .collect();
+    members[0]
+        .run(
+            Command::CreatePool {
+                pool: pool("p_1", &["email"]),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    // The others have not read the log: their sign-ups conflict, catch up, decide again.
+    for round in 0..20 {
+        let name = format!("user{round}");
+        let tasks: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let s = s.clone();
+                let u = user(&name, &format!("{name}-{i}@x.io"));
+                tokio::spawn(async move {
+                    s.run(
+                        Command::SignUp {
+                            pool_id: "p_1".into(),
+                            client_id: None,
+                            user: u,
+                        },
+                        2,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(Error::Refused(d)) => assert_eq!(d.kind, ErrorKind::UsernameExists),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one sign-up wins");
+    }
+    let conflicts: u64 = members
+        .iter()
+        .map(|s| s.stats().conflicts.load(Ordering::Relaxed))
+        .sum();
+    assert!(conflicts > 0, "the race produced no conflict at all");
+    for s in &members {
+        caught_up(s, &log).await;
+    }
+    let digests: Vec<String> = members.iter().map(|s| s.digest().unwrap()).collect();
+    assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[0], digests[2]);
+    // Every daemon reads a user another one wrote (keys from the shared stream).
+    let r = members[2].read_now().unwrap();
+    assert!(r.user("p_1", "user7").unwrap().is_some());
+    // A daemon that starts late catches up to the same state.
+    let late = open_member(dir.path(), "late.redb", &log);
+    caught_up(&late, &log).await;
+    assert_eq!(late.digest().unwrap(), digests[0]);
+    // Erasing a user in one daemon erases the key for all.
+    let sub = r.user("p_1", "user7").unwrap().unwrap().sub;
+    members[1]
+        .run(
+            Command::DeleteUser {
+                pool_id: "p_1".into(),
+                username_key: "user7".into(),
+            },
+            3,
+        )
+        .await
+        .unwrap();
+    caught_up(&members[0], &log).await;
+    assert!(
+        members[0]
+            .read_now()
+            .unwrap()
+            .user_by_sub("p_1", &sub)
+            .unwrap()
+            .is_none()
+    );
+    let erased = log.keys.lock().unwrap().values().filter(|k| k.is_none()).count();
+    assert!(erased >= 1, "the deleted user's key was erased");
+}

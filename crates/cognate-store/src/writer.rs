@@ -38,18 +38,26 @@ pub struct QueuedMessage {
     pub sealed: String,
 }
 
-struct Job {
-    command: Command,
-    now: Millis,
-    actor: Option<String>,
-    messages: Vec<QueuedMessage>,
-    reply: oneshot::Sender<Result<Executed>>,
+pub(crate) struct Job {
+    pub(crate) command: Command,
+    pub(crate) now: Millis,
+    pub(crate) actor: Option<String>,
+    pub(crate) messages: Vec<QueuedMessage>,
+    pub(crate) reply: oneshot::Sender<Result<Executed>>,
+}
+
+/// What the writer is asked to do: run a command, or (in a cluster) look at the shared
+/// log because it moved.
+#[allow(clippy::large_enum_variant)] // the commands are the point; pokes are rare
+pub(crate) enum Work {
+    Job(Job),
+    Poke,
 }
 
 #[derive(Clone)]
 pub struct Handle {
-    tx: mpsc::Sender<Job>,
-    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    pub(crate) tx: mpsc::Sender<Work>,
+    pub(crate) thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Handle {
@@ -62,16 +70,21 @@ impl Handle {
     ) -> Result<Executed> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job {
+            .send(Work::Job(Job {
                 command,
                 now,
                 actor,
                 messages,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| Error::WriterGone)?;
         rx.await.map_err(|_| Error::WriterGone)?
+    }
+
+    /// Wakes the writer to read the shared log (a cluster); dropped when it is busy.
+    pub fn poke(&self) {
+        let _ = self.tx.try_send(Work::Poke);
     }
 
     /// Closes the queue and waits for the writer to finish what it has; the caller must
@@ -93,7 +106,7 @@ pub fn spawn(
     config: WriterConfig,
     mut next_key: u64,
 ) -> Handle {
-    let (tx, mut rx) = mpsc::channel::<Job>(config.queue.max(1));
+    let (tx, mut rx) = mpsc::channel::<Work>(config.queue.max(1));
     let max_batch = config.max_batch.max(1);
     let spawned = std::thread::Builder::new().name("cognate-writer".into()).spawn(move || {
         let mut seq = stats.last_seq.load(Ordering::Relaxed);
@@ -102,10 +115,12 @@ pub fn spawn(
         let mut erased_done: Vec<u64> = Vec::new();
         let mut erase_retry: Vec<u64> = Vec::new();
         while let Some(first) = rx.blocking_recv() {
+            let Work::Job(first) = first else { continue };
             let mut batch = vec![first];
             while batch.len() < max_batch {
                 match rx.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(Work::Job(job)) => batch.push(job),
+                    Ok(Work::Poke) => {}
                     Err(_) => break,
                 }
             }
@@ -221,7 +236,11 @@ fn apply_batch(
     })
 }
 
-fn apply_one(p: &mut WriteProjections<'_>, job: &Job, seq: &mut u64) -> Result<Executed> {
+pub(crate) fn apply_one(
+    p: &mut WriteProjections<'_>,
+    job: &Job,
+    seq: &mut u64,
+) -> Result<Executed> {
     let outcome = match decide(&*p, &job.command, job.now) {
         Ok(o) => o,
         Err(DecideError::Domain(e)) => return Err(Error::Refused(e)),
