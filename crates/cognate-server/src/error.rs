@@ -50,6 +50,13 @@ impl From<cognate_store::Error> for ApiError {
     fn from(e: cognate_store::Error) -> Self {
         match e {
             cognate_store::Error::Refused(d) => d.into(),
+            cognate_store::Error::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "a change could not be committed to the shared log");
+                ApiError::new(
+                    ErrorKind::InternalError,
+                    "The change could not be committed to the cluster's log right now; nothing was changed. Try again.",
+                )
+            }
             other => ApiError::internal("store", other),
         }
     }

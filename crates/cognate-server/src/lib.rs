@@ -7,6 +7,7 @@ mod auth;
 mod branding;
 mod challenge;
 mod clients;
+pub mod cluster;
 pub mod config;
 pub mod console;
 mod custom_auth;
@@ -67,6 +68,48 @@ pub fn api_router(state: AppState) -> Router {
         .layer(cors)
         .with_state(state.clone())
         .merge(oauth::router(state))
+}
+
+/// In a cluster, every request but health, readiness and metrics first waits until this
+/// daemon has applied every write the cluster acknowledged before the request arrived
+/// (read-your-writes across daemons, DESIGN.md §9); one node has nothing to wait for.
+pub fn synced(router: Router, state: AppState) -> Router {
+    if state.cluster().is_none() {
+        return router;
+    }
+    router.layer(axum::middleware::from_fn_with_state(state, sync_layer))
+}
+
+async fn sync_layer(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = req.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    if let Err(e) = state.sync().await {
+        tracing::warn!(error = %e, "request refused: not in step with the cluster's log");
+        let body = serde_json::json!({
+            "__type": "InternalErrorException",
+            "message": format!("The service is not available on this node right now ({e}); try again."),
+        });
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (http::header::CONTENT_TYPE, "application/x-amz-json-1.1"),
+                (
+                    http::header::HeaderName::from_static("x-amzn-errortype"),
+                    "InternalErrorException",
+                ),
+            ],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// CORS for browser SDKs (amazon-cognito-identity-js, Amplify call the API from pages).

@@ -42,6 +42,17 @@ pub struct Metrics {
     outbox_events_behind: Gauge,
     outbox_seconds_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
     outbox_published: Gauge,
+    cluster_applied: Gauge,
+    cluster_lag: Gauge,
+    cluster_conflicts: Gauge,
+    cluster_appends: Family<Le, Gauge>,
+    cluster_append_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    sync_wait: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct Le {
+    le: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -108,7 +119,49 @@ impl Default for Metrics {
             "Publications acknowledged by JetStream since start",
             outbox_published.clone(),
         );
+        let cluster_applied = Gauge::default();
+        let cluster_lag = Gauge::default();
+        let cluster_conflicts = Gauge::default();
+        let cluster_appends = Family::<Le, Gauge>::default();
+        let cluster_append_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let sync_wait = latency_histogram();
+        registry.register(
+            "cognate_cluster_applied_position",
+            "Cluster: last position of the shared log this daemon applied",
+            cluster_applied.clone(),
+        );
+        registry.register(
+            "cognate_cluster_lag_messages",
+            "Cluster: messages of the shared log not yet applied by this daemon (at scrape)",
+            cluster_lag.clone(),
+        );
+        registry.register(
+            "cognate_cluster_conflicts",
+            "Cluster: appends that lost to another daemon's and were decided again, since start",
+            cluster_conflicts.clone(),
+        );
+        registry.register(
+            "cognate_cluster_appends",
+            "Cluster: appends to the shared log taking less than `le` seconds (not cumulative; +Inf: the rest)",
+            cluster_appends.clone(),
+        );
+        registry.register(
+            "cognate_cluster_append_seconds",
+            "Cluster: total time spent appending to the shared log, since start",
+            cluster_append_seconds.clone(),
+        );
+        registry.register(
+            "cognate_cluster_sync_seconds",
+            "Cluster: time a request waited to see every write acknowledged before it arrived",
+            sync_wait.clone(),
+        );
         Self {
+            cluster_applied,
+            cluster_lag,
+            cluster_conflicts,
+            cluster_appends,
+            cluster_append_seconds,
+            sync_wait,
             registry,
             requests,
             latency,
@@ -124,6 +177,10 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn record_sync(&self, took: std::time::Duration) {
+        self.sync_wait.observe(took.as_secs_f64());
+    }
+
     pub fn observe(&self, operation: &str, outcome: &str, seconds: f64) {
         self.requests
             .get_or_create(&OpLabels {
@@ -159,6 +216,25 @@ pub async fn scrape(State(s): State<AppState>) -> impl IntoResponse {
         m.outbox_events_behind.set(o.events_behind() as i64);
         m.outbox_seconds_behind.set(o.seconds_behind());
         m.outbox_published.set(o.published() as i64);
+    }
+    if let Some(link) = s.cluster() {
+        let applied = stats.applied.load(Ordering::Relaxed);
+        m.cluster_applied.set(applied as i64);
+        if let Ok(last) = link.last_position().await {
+            m.cluster_lag.set(last.saturating_sub(applied) as i64);
+        }
+        m.cluster_conflicts
+            .set(stats.conflicts.load(Ordering::Relaxed) as i64);
+        for (i, n) in stats.append_buckets.iter().enumerate() {
+            let le = cognate_store::APPEND_BUCKETS_MS
+                .get(i)
+                .map_or("+Inf".to_owned(), |ms| format!("{}", *ms as f64 / 1000.0));
+            m.cluster_appends
+                .get_or_create(&Le { le })
+                .set(n.load(Ordering::Relaxed) as i64);
+        }
+        m.cluster_append_seconds
+            .set(stats.append_micros.load(Ordering::Relaxed) as f64 / 1e6);
     }
     let mut out = String::new();
     if encode(&mut out, &m.registry).is_err() {

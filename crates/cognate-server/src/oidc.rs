@@ -46,6 +46,13 @@ pub async fn discovery(State(s): State<AppState>, Path(pool): Path<String>) -> R
 }
 
 pub async fn ready(State(s): State<AppState>) -> Response {
+    if s.cluster().is_some() {
+        // Ready once caught up with the shared log and able to reach it.
+        return match s.sync().await {
+            Ok(()) => "ready".into_response(),
+            Err(e) => (http::StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+        };
+    }
     match s.store().read(|r| r.last_seq()).await {
         Ok(_) => "ready".into_response(),
         Err(e) => {

@@ -35,6 +35,7 @@ fn owner_id(pool: &str, stored_aggregate: &str) -> String {
     format!("{pool}/{stored_aggregate}")
 }
 
+#[derive(Clone)]
 pub struct LogSource {
     state: AppState,
     prefix: String,
@@ -222,6 +223,18 @@ impl LogSource {
 
 impl OutboxSource for LogSource {
     async fn load_cursor(&self) -> u64 {
+        if let Some(link) = self.state.cluster() {
+            // A cluster's outbox runs on one daemon at a time from one shared cursor.
+            loop {
+                match link.cursor(CURSOR).await {
+                    Ok(c) => return c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the cluster's outbox cursor; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
         match self.state.store().cursor(CURSOR).await {
             Ok(c) => c,
             Err(e) => {
@@ -232,6 +245,12 @@ impl OutboxSource for LogSource {
     }
 
     async fn save_cursor(&self, seq: u64) {
+        if let Some(link) = self.state.cluster() {
+            if let Err(e) = link.save_cursor(CURSOR, seq).await {
+                tracing::error!(error = %e, seq, "cannot save the cluster's outbox cursor; events may be published again (deduplicated)");
+            }
+            return;
+        }
         if let Err(e) = self.state.store().save_cursor(CURSOR, seq).await {
             tracing::error!(error = %e, seq, "cannot save the outbox cursor; events may be published again (deduplicated)");
         }
@@ -294,14 +313,32 @@ impl OutboxSource for LogSource {
             .map(|p| (p.owner, p.stream, p.seq))
             .collect();
         let now = crate::util::now_ms().max(0) as u64;
-        if let Err(e) = self.state.store().record_published(records, now).await {
+        let recorded = match self.state.cluster() {
+            Some(link) => link.record_published(records).await,
+            None => self
+                .state
+                .store()
+                .record_published(records, now)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = recorded {
             // The messages stay until their stream's age limit removes them.
             tracing::error!(error = %e, messages = n, "cannot record published messages; an erasure will not find them");
         }
     }
 
     async fn published_of(&self, owner: &str) -> Vec<Published> {
-        match self.state.store().published_of(owner).await {
+        let found = match self.state.cluster() {
+            Some(link) => link.published_of(owner).await,
+            None => self
+                .state
+                .store()
+                .published_of(owner)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match found {
             Ok(list) => list
                 .into_iter()
                 .map(|(owner, stream, seq)| Published { owner, stream, seq })
@@ -314,7 +351,16 @@ impl OutboxSource for LogSource {
     }
 
     async fn forget_published(&self, owner: &str) {
-        if let Err(e) = self.state.store().forget_published(owner).await {
+        let forgotten = match self.state.cluster() {
+            Some(link) => link.forget_published(owner).await,
+            None => self
+                .state
+                .store()
+                .forget_published(owner)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = forgotten {
             tracing::error!(error = %e, "cannot forget an erased user's published messages");
         }
     }

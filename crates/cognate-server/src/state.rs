@@ -33,6 +33,8 @@ struct Inner {
     clients: RwLock<HashMap<String, (u64, Client)>>,
     bus: Option<Bus>,
     outbox: Option<Arc<OutboxStats>>,
+    /// In a cluster: the link to the shared log (DESIGN.md §9).
+    cluster: std::sync::OnceLock<crate::cluster::ClusterLink>,
     /// Claims of access tokens whose signature was already checked, by token. A client
     /// presents the same token for its whole lifetime; the RSA check is the largest
     /// cost of GetUser. Expiry and revocation are still checked on every use.
@@ -61,6 +63,9 @@ pub enum Pace {
 const PACES: usize = 2;
 /// How late a tokio sleep of a few milliseconds wakes, on average.
 const TIMER_SLACK_US: u64 = 900;
+
+/// Longest a request waits for this daemon to apply what the shared log already has.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Bound on remembered tokens; the map is emptied when it is full.
 const VERIFIED_CACHE: usize = 10_000;
@@ -100,6 +105,7 @@ impl AppState {
             clients: RwLock::new(HashMap::new()),
             bus,
             outbox,
+            cluster: std::sync::OnceLock::new(),
             verified: RwLock::new(HashMap::new()),
             phantom_spent: std::sync::Mutex::new(HashMap::new()),
             phantom_codes: std::sync::Mutex::new(HashMap::new()),
@@ -204,6 +210,43 @@ impl AppState {
 
     pub fn bus(&self) -> Option<&Bus> {
         self.0.bus.as_ref()
+    }
+
+    /// Makes this a cluster daemon: requests wait for the shared log (see `sync`).
+    pub fn set_cluster(&self, link: crate::cluster::ClusterLink) {
+        let _ = self.0.cluster.set(link);
+    }
+
+    pub fn cluster(&self) -> Option<&crate::cluster::ClusterLink> {
+        self.0.cluster.get()
+    }
+
+    /// Read-your-writes across daemons: waits until this daemon has applied the shared
+    /// log up to the position its leader reports now, so a request sees every write
+    /// any daemon acknowledged before it arrived. Nothing to wait for on one node.
+    pub async fn sync(&self) -> Result<(), String> {
+        let Some(link) = self.cluster() else {
+            return Ok(());
+        };
+        let store = self.store();
+        if !store.is_ready() {
+            return Err("this daemon is still catching up with the shared log".into());
+        }
+        let started = std::time::Instant::now();
+        let last = link
+            .last_position()
+            .await
+            .map_err(|e| format!("the shared log cannot be reached: {e}"))?;
+        let ok = store.wait_applied(last, SYNC_WAIT).await;
+        self.0.metrics.record_sync(started.elapsed());
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "this daemon is more than {} s behind the shared log",
+                SYNC_WAIT.as_secs()
+            ))
+        }
     }
 
     pub fn outbox_stats(&self) -> Option<&Arc<OutboxStats>> {

@@ -80,7 +80,9 @@ fn decode_message(payload: &[u8]) -> Result<Vec<&[u8]>> {
             .ok_or_else(|| Error::Unavailable("a shared log message is truncated".into()))?;
         let len = u32::from_be_bytes(*len) as usize;
         if tail.len() < len {
-            return Err(Error::Unavailable("a shared log message is truncated".into()));
+            return Err(Error::Unavailable(
+                "a shared log message is truncated".into(),
+            ));
         }
         let (entry, tail) = tail.split_at(len);
         out.push(entry);
@@ -300,7 +302,11 @@ impl Cluster {
     }
 
     fn fail(&self, jobs: Vec<Job>, msg: &str) {
-        tracing::warn!(error = msg, commands = jobs.len(), "a batch was not appended to the shared log; nothing of it was committed");
+        tracing::warn!(
+            error = msg,
+            commands = jobs.len(),
+            "a batch was not appended to the shared log; nothing of it was committed"
+        );
         for job in jobs {
             let _ = job.reply.send(Err(Error::Unavailable(msg.to_owned())));
         }

@@ -402,6 +402,17 @@ impl Store {
         self.writer.poke();
     }
 
+    /// A function that pokes the writer without keeping it alive (for a follower task
+    /// that outlives the store's last user).
+    pub fn poker(&self) -> impl Fn() + Send + Sync + 'static {
+        let weak = self.writer.tx.downgrade();
+        move || {
+            if let Some(tx) = weak.upgrade() {
+                let _ = tx.try_send(writer::Work::Poke);
+            }
+        }
+    }
+
     /// Waits until the shared log is applied up to `position` (at most `timeout`);
     /// false if it was not in time.
     pub async fn wait_applied(&self, position: u64, timeout: std::time::Duration) -> bool {
@@ -555,7 +566,17 @@ pub struct Rebuilt {
 /// Replays the whole log of the database at `path` into fresh projections, replacing the
 /// old ones, and reports the digests before and after. The daemon must be stopped.
 pub fn rebuild(path: &Path, keyring: Keyring) -> Result<Rebuilt> {
-    let (db, crypt, _) = open_parts(path, keyring, None)?;
+    rebuild_with(path, keyring, None)
+}
+
+/// `rebuild` of a cluster daemon's database: its copy of the shared log, replayed with
+/// the data keys of the cluster (`keys`).
+pub fn rebuild_with(
+    path: &Path,
+    keyring: Keyring,
+    keys: Option<Arc<dyn SharedKeys>>,
+) -> Result<Rebuilt> {
+    let (db, crypt, _) = open_parts(path, keyring, keys)?;
     let live_digest = tables::digest_of(&db.begin_read()?, &crypt)?;
     let txn = db.begin_write()?;
     tables::clear_projections(&txn)?;

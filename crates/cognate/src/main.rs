@@ -28,11 +28,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the API, JWKS, health and metrics.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Replay the event log into fresh projections and print digests (daemon stopped).
     Rebuild {
         #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
         data_dir: PathBuf,
+        /// The database is a cluster daemon's: its data keys are read from the cluster
+        /// (--nats-url).
+        #[arg(long, env = "COGNATE_CLUSTER", requires = "nats_url")]
+        cluster: bool,
+        #[arg(long, env = "COGNATE_NATS_URL")]
+        nats_url: Option<String>,
+        #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
+        nats_prefix: String,
+        #[command(flatten)]
+        nats: nats_args::NatsArgs,
     },
     /// Convert, once, a database written before personal data was sealed per user: a new
     /// sealed log and projections, checked against the old state, replace it; the old
@@ -207,6 +217,15 @@ struct Serve {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "COGNATE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Run as one of several daemons: the log is the JetStream stream COGNATE_LOG on
+    /// --nats-url, the data directory holds this daemon's projections only
+    /// (docs/cluster.md). Needs COGNATE_MASTER_KEY, the same on every daemon.
+    #[arg(long, env = "COGNATE_CLUSTER", requires = "nats_url")]
+    cluster: bool,
+    /// Replicas of the cluster's streams when this daemon creates them (1 for a
+    /// single nats-server).
+    #[arg(long, env = "COGNATE_LOG_REPLICAS", default_value_t = 3)]
+    log_replicas: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -223,8 +242,33 @@ fn main() -> Result<()> {
         Cmd::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(serve(args)),
-        Cmd::Rebuild { data_dir } => rebuild(&data_dir),
+            .block_on(serve(*args)),
+        Cmd::Rebuild {
+            data_dir,
+            cluster,
+            nats_url,
+            nats_prefix,
+            nats,
+        } => {
+            let keys: Option<Arc<dyn cognate_store::SharedKeys>> = match (cluster, nats_url) {
+                (true, Some(url)) => {
+                    let link = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(cognate_server::cluster::ClusterLink::connect(
+                            &url,
+                            &nats_prefix,
+                            &nats.settings(),
+                            1,
+                        ))
+                        .map_err(|e| anyhow::anyhow!(e))
+                        .context("reaching the cluster's data keys on NATS")?;
+                    Some(Arc::new(link))
+                }
+                _ => None,
+            };
+            rebuild(&data_dir, keys)
+        }
         Cmd::SealLog { data_dir } => seal_log(&data_dir),
         Cmd::ExportUser(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -370,13 +414,13 @@ fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("cognate.redb")
 }
 
-fn rebuild(data_dir: &Path) -> Result<()> {
+fn rebuild(data_dir: &Path, keys: Option<Arc<dyn cognate_store::SharedKeys>>) -> Result<()> {
     let path = db_path(data_dir);
     if !path.exists() {
         bail!("no database at {}", path.display());
     }
     let keyring = master_key(data_dir)?;
-    let out = cognate_store::rebuild(&path, keyring).context("rebuild")?;
+    let out = cognate_store::rebuild_with(&path, keyring, keys).context("rebuild")?;
     println!("events {}", out.events);
     println!("events-of-erased-users {}", out.erased);
     println!("digest-live {}", out.live_digest);
@@ -637,6 +681,16 @@ async fn serve(args: Serve) -> Result<()> {
         _ => bail!("--tls-cert and --tls-key go together"),
     };
     private_data_dir(&args.data_dir)?;
+    if args.cluster && std::env::var_os("COGNATE_MASTER_KEY").is_none() {
+        bail!(
+            "--cluster needs COGNATE_MASTER_KEY (64 hex characters), the same on every daemon: the data keys they share are wrapped with it"
+        );
+    }
+    if args.cluster && args.public_url.is_none() {
+        bail!(
+            "--cluster needs --public-url (COGNATE_PUBLIC_URL), the same on every daemon: it is the issuer of every token, and any daemon must accept the tokens of the others"
+        );
+    }
     let keyring = master_key(&args.data_dir)?;
     let unsealed = db_path(&args.data_dir).with_extension("redb.unsealed");
     if unsealed.exists() {
@@ -681,15 +735,38 @@ async fn serve(args: Serve) -> Result<()> {
     let outbox = bus
         .as_ref()
         .map(|_| cognate_bus::Outbox::new(cognate_bus::OutboxConfig::default()));
-    let store = Store::open(
-        &db_path(&args.data_dir),
-        keyring.clone(),
-        WriterConfig {
-            max_batch: args.max_batch.max(1),
-            ..WriterConfig::default()
-        },
-    )
+    let writer_config = WriterConfig {
+        max_batch: args.max_batch.max(1),
+        ..WriterConfig::default()
+    };
+    let cluster = match (&args.nats_url, args.cluster) {
+        (Some(url), true) => Some(
+            cognate_server::cluster::ClusterLink::connect(
+                url,
+                &args.nats_prefix,
+                &args.nats.settings(),
+                args.log_replicas.max(1),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("joining the cluster's log on NATS (--cluster)")?,
+        ),
+        _ => None,
+    };
+    let store = match &cluster {
+        Some(link) => Store::open_cluster(
+            &db_path(&args.data_dir),
+            keyring.clone(),
+            writer_config,
+            Arc::new(link.clone()),
+            Arc::new(link.clone()),
+        ),
+        None => Store::open(&db_path(&args.data_dir), keyring.clone(), writer_config),
+    }
     .context("opening the database")?;
+    if let Some(link) = &cluster {
+        link.follow(store.poker());
+    }
     private_file(&db_path(&args.data_dir))?;
     private_file(&cognate_store::keys_path(&db_path(&args.data_dir)))?;
     let print = match args.print_messages {
@@ -716,6 +793,13 @@ async fn serve(args: Serve) -> Result<()> {
         outbox.as_ref().map(|o| o.stats()),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(link) = cluster {
+        tracing::info!(
+            replicas = args.log_replicas,
+            "cluster mode: the log is the JetStream stream COGNATE_LOG"
+        );
+        state.set_cluster(link);
+    }
     // The outbox publishes the log to JetStream until the server has stopped.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(cognate_server::housekeeping::run(
@@ -728,12 +812,37 @@ async fn serve(args: Serve) -> Result<()> {
             let source = cognate_server::outbox::LogSource::new(state.clone(), &args.nats_prefix);
             let mut stop = stop_rx.clone();
             tracing::info!(prefix = %args.nats_prefix, "NATS enabled: triggers on, messages and events published");
+            let lease = state.cluster().map(|link| link.lease("outbox"));
             Some(tokio::spawn(async move {
-                outbox
-                    .run(source, &bus, async move {
-                        let _ = stop.wait_for(|v| *v).await;
-                    })
-                    .await;
+                let Some(mut lease) = lease else {
+                    outbox
+                        .run(source, &bus, async move {
+                            let _ = stop.wait_for(|v| *v).await;
+                        })
+                        .await;
+                    return;
+                };
+                // A cluster publishes from one daemon at a time: the lease holder's.
+                loop {
+                    tokio::select! {
+                        _ = stop.wait_for(|v| *v) => return,
+                        held = lease.wait_for(|h| *h) => if held.is_err() { return },
+                    }
+                    tracing::info!("this daemon now runs the cluster's outbox");
+                    let mut lost = lease.clone();
+                    let mut stopping = stop.clone();
+                    outbox
+                        .run(source.clone(), &bus, async move {
+                            tokio::select! {
+                                _ = stopping.wait_for(|v| *v) => {}
+                                _ = lost.wait_for(|h| !*h) => {}
+                            }
+                        })
+                        .await;
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
             }))
         }
         _ => None,
@@ -748,19 +857,28 @@ async fn serve(args: Serve) -> Result<()> {
         max_connections: args.max_connections.max(1),
     };
     let (app, console) = match args.console_listen.as_str() {
-        "same" => (cognate_server::router(state.clone()), None),
-        "off" => (cognate_server::api_router(state.clone()), None),
+        "same" => (
+            cognate_server::synced(cognate_server::router(state.clone()), state.clone()),
+            None,
+        ),
+        "off" => (
+            cognate_server::synced(cognate_server::api_router(state.clone()), state.clone()),
+            None,
+        ),
         console_addr => {
             let console_listener = tokio::net::TcpListener::bind(console_addr)
                 .await
                 .with_context(|| format!("binding the console to {console_addr}"))?;
-            let console_app = cognate_server::console::router(state.clone());
+            let console_app = cognate_server::synced(
+                cognate_server::console::router(state.clone()),
+                state.clone(),
+            );
             println!(
                 "cognate console listening on {scheme}://{}",
                 console_listener.local_addr()?
             );
             (
-                cognate_server::api_router(state.clone()),
+                cognate_server::synced(cognate_server::api_router(state.clone()), state.clone()),
                 Some(tokio::spawn(cognate_server::listener::serve(
                     console_listener,
                     console_app,

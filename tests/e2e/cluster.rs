@@ -1,0 +1,385 @@
+//! Cluster mode (DESIGN.md §9, docs/cluster.md): three daemons on a three-node
+//! JetStream cluster (nats-server 2.11+, `NATS_CLUSTER_SERVER_BIN`), each with its own
+//! data directory, one log. Races decided once, every write seen by every daemon, no
+//! acknowledged write lost when a daemon or a NATS node dies.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+use aws_sdk_cognitoidentityprovider::types::{
+    AliasAttributeType, AuthFlowType, VerifiedAttributeType,
+};
+use cognate_testkit::{Daemon, DaemonOptions, NatsCluster, random_bytes};
+
+use crate::common::*;
+use crate::nats::Tail;
+
+pub struct Cluster {
+    pub nats: NatsCluster,
+    pub daemons: Vec<Daemon>,
+    pub sdks: Vec<Client>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Cluster {
+    /// Three NATS nodes and `n` daemons, daemon `i` attached to node `i % 3`.
+    pub async fn start(n: usize) -> Cluster {
+        let nats = NatsCluster::start(3).await;
+        let master = hex(&random_bytes(32));
+        let creds = (
+            format!("AKIA{}", hex(&random_bytes(8)).to_uppercase()),
+            hex(&random_bytes(20)),
+        );
+        let mut daemons = Vec::new();
+        for i in 0..n {
+            daemons.push(Self::daemon(&nats, i % 3, &master, &creds).await);
+        }
+        for d in &daemons {
+            d.wait_ready(Duration::from_secs(60)).await;
+        }
+        let sdks = daemons.iter().map(sdk_no_retry).collect();
+        Cluster {
+            nats,
+            daemons,
+            sdks,
+        }
+    }
+
+    async fn daemon(
+        nats: &NatsCluster,
+        node: usize,
+        master: &str,
+        creds: &(String, String),
+    ) -> Daemon {
+        let mut env = BTreeMap::new();
+        env.insert("COGNATE_CLUSTER".to_owned(), "true".to_owned());
+        env.insert("COGNATE_LOG_REPLICAS".to_owned(), "3".to_owned());
+        Daemon::start_with(DaemonOptions {
+            nats_url: Some(nats.url(node)),
+            master_key: Some(master.to_owned()),
+            admin_credentials: Some(creds.clone()),
+            public_url: Some("http://cognate-cluster.test".to_owned()),
+            env,
+            ..DaemonOptions::default()
+        })
+        .await
+    }
+
+    pub async fn js(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(crate::nats::test_client(&self.nats.url(0)).await)
+    }
+
+    /// Stops every daemon, then checks that each one's kept projections equal a replay
+    /// of its copy of the log, and that all daemons hold the same state.
+    pub async fn assert_converged(&mut self) {
+        let mut digests = Vec::new();
+        for d in &mut self.daemons {
+            if d.is_running() {
+                d.stop().await;
+            }
+            let r = d.rebuild().await;
+            assert!(r.success(), "rebuild: {}\n{}", r.stdout, r.stderr);
+            assert_eq!(r.digest_live, r.digest_rebuilt, "{}", r.stdout);
+            digests.push((r.events, r.digest_live));
+        }
+        for d in &digests[1..] {
+            assert_eq!(d, &digests[0], "the daemons disagree: {digests:?}");
+        }
+    }
+}
+
+async fn pool_and_client(c: &Client) -> (String, String) {
+    let pool = c
+        .create_user_pool()
+        .pool_name(format!("cluster-{}", cognate_testkit::unique_suffix()))
+        .alias_attributes(AliasAttributeType::Email)
+        .auto_verified_attributes(VerifiedAttributeType::Email)
+        .send()
+        .await
+        .unwrap()
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    let client = create_client(c, &pool).await;
+    (pool, client)
+}
+
+/// Runs `f(daemon index)` on every daemon at once and returns the outcomes in order.
+async fn on_all<T, F, Fut>(sdks: &[Client], f: F) -> Vec<T>
+where
+    F: Fn(usize, Client) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = sdks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| tokio::spawn(f(i, c.clone())))
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn code_of<T, E: ProvideErrorMetadata>(r: &Result<T, E>) -> Option<String> {
+    r.as_ref().err().map(|e| e.code().unwrap_or("?").to_owned())
+}
+
+#[tokio::test]
+async fn cluster_races_have_one_winner_and_every_daemon_reads_every_write() {
+    let mut cl = Cluster::start(3).await;
+    let (pool, client) = pool_and_client(&cl.sdks[0]).await;
+    let js = cl.js().await;
+    let mut messages = Tail::messages(&js, &pool).await;
+
+    // The same username signed up on all three daemons at once: one wins each round.
+    for round in 0..15 {
+        let name = format!("racer{round}");
+        let outcomes = on_all(&cl.sdks, |i, c| {
+            let (client, name) = (client.clone(), name.clone());
+            async move {
+                c.sign_up()
+                    .client_id(client)
+                    .username(name)
+                    .password(PASSWORD)
+                    .user_attributes(attr("email", &format!("d{i}@example.com")))
+                    .send()
+                    .await
+            }
+        })
+        .await;
+        let won = outcomes.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            won,
+            1,
+            "round {round}: {:?}",
+            outcomes.iter().map(code_of).collect::<Vec<_>>()
+        );
+        for r in &outcomes {
+            if let Some(code) = code_of(r) {
+                assert_eq!(code, "UsernameExistsException");
+            }
+        }
+    }
+
+    // A confirmation code answered on all three daemons at once: one confirms.
+    let code = messages.message(&pool, "racer3", "SignUp").await.code();
+    let outcomes = on_all(&cl.sdks, |_, c| {
+        let (client, code) = (client.clone(), code.clone());
+        async move {
+            c.confirm_sign_up()
+                .client_id(client)
+                .username("racer3")
+                .confirmation_code(code)
+                .send()
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        outcomes.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{:?}",
+        outcomes.iter().map(code_of).collect::<Vec<_>>()
+    );
+
+    // A verified email alias claimed by three users at once, one per daemon: one keeps it.
+    for round in 0..5 {
+        let users: Vec<String> = (0..3).map(|i| format!("alias{round}u{i}")).collect();
+        for u in &users {
+            admin_confirmed_user(&cl.sdks[0], &pool, u, &[]).await;
+        }
+        let email = format!("shared{round}@example.com");
+        let outcomes = on_all(&cl.sdks, |i, c| {
+            let (pool, user, email) = (pool.clone(), users[i].clone(), email.clone());
+            async move {
+                c.admin_update_user_attributes()
+                    .user_pool_id(pool)
+                    .username(user)
+                    .user_attributes(attr("email", &email))
+                    .user_attributes(attr("email_verified", "true"))
+                    .send()
+                    .await
+            }
+        })
+        .await;
+        let won = outcomes.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            won,
+            1,
+            "alias round {round}: {:?}",
+            outcomes.iter().map(code_of).collect::<Vec<_>>()
+        );
+        for r in &outcomes {
+            if let Some(code) = code_of(r) {
+                assert_eq!(code, "AliasExistsException");
+            }
+        }
+        // The alias signs in on every daemon as the one winner.
+        let winner = &users[outcomes.iter().position(|r| r.is_ok()).unwrap()];
+        for c in &cl.sdks {
+            let out = c
+                .admin_get_user()
+                .user_pool_id(&pool)
+                .username(&email)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(out.username(), winner);
+        }
+    }
+
+    // Read-your-writes: each step on the next daemon, with no wait in between.
+    for round in 0..10 {
+        let name = format!("ryw{round}");
+        let n = cl.sdks.len();
+        cl.sdks[round % n]
+            .sign_up()
+            .client_id(&client)
+            .username(&name)
+            .password(PASSWORD)
+            .send()
+            .await
+            .unwrap();
+        cl.sdks[(round + 1) % n]
+            .admin_confirm_sign_up()
+            .user_pool_id(&pool)
+            .username(&name)
+            .send()
+            .await
+            .unwrap();
+        let tokens = cl.sdks[(round + 2) % n]
+            .initiate_auth()
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .client_id(&client)
+            .auth_parameters("USERNAME", &name)
+            .auth_parameters("PASSWORD", PASSWORD)
+            .send()
+            .await
+            .unwrap();
+        let access = tokens
+            .authentication_result()
+            .unwrap()
+            .access_token()
+            .unwrap()
+            .to_owned();
+        // Global sign-out on one daemon is seen by the next at once.
+        cl.sdks[round % n]
+            .global_sign_out()
+            .access_token(&access)
+            .send()
+            .await
+            .unwrap();
+        let after = cl.sdks[(round + 1) % n]
+            .get_user()
+            .access_token(&access)
+            .send()
+            .await;
+        assert_eq!(code_of(&after).as_deref(), Some("NotAuthorizedException"));
+    }
+    cl.assert_converged().await;
+}
+
+/// Signs up users through the daemons in turn from `writers` tasks, moving to the next
+/// daemon on any failure, for `duration`; returns the acknowledged usernames.
+async fn write_load(
+    endpoints: Vec<Client>,
+    client: String,
+    writers: usize,
+    until: Instant,
+    tag: &str,
+) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (sdks, client, tag) = (endpoints.clone(), client.clone(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut k = 0usize;
+            let mut target = w;
+            while Instant::now() < until {
+                let name = format!("{tag}-{w}-{k}");
+                // Retry the same sign-up on the next daemon until one acknowledges it.
+                loop {
+                    let r = sdks[target % sdks.len()]
+                        .sign_up()
+                        .client_id(&client)
+                        .username(&name)
+                        .password(PASSWORD)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(_) => {
+                            acked.push(name.clone());
+                            break;
+                        }
+                        // A retry of a write whose answer was lost: it was stored.
+                        Err(e) if e.code() == Some("UsernameExistsException") => {
+                            acked.push(name.clone());
+                            break;
+                        }
+                        Err(_) => {
+                            target += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+                k += 1;
+            }
+            acked
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+async fn assert_all_exist(c: &Client, pool: &str, names: &[String]) {
+    for name in names {
+        let r = c
+            .admin_get_user()
+            .user_pool_id(pool)
+            .username(name)
+            .send()
+            .await;
+        assert!(
+            r.is_ok(),
+            "acknowledged user {name} is missing: {:?}",
+            code_of(&r)
+        );
+    }
+}
+
+#[tokio::test]
+async fn cluster_kill9_of_a_daemon_under_write_load_loses_no_acknowledged_write() {
+    let mut cl = Cluster::start(3).await;
+    let (pool, client) = pool_and_client(&cl.sdks[0]).await;
+    let until = Instant::now() + Duration::from_secs(6);
+    let load = tokio::spawn(write_load(cl.sdks.clone(), client.clone(), 6, until, "k9"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cl.daemons[1].kill9().await;
+    let acked = load.await.unwrap();
+    assert!(
+        acked.len() > 20,
+        "too few writes to mean anything: {}",
+        acked.len()
+    );
+    assert_all_exist(&cl.sdks[0], &pool, &acked).await;
+    assert_all_exist(&cl.sdks[2], &pool, &acked).await;
+    // The killed daemon comes back, catches up, and has them all too.
+    cl.daemons[1].start_again().await;
+    cl.daemons[1].wait_ready(Duration::from_secs(60)).await;
+    let again = sdk_no_retry(&cl.daemons[1]);
+    assert_all_exist(&again, &pool, &acked).await;
+    cl.assert_converged().await;
+}
