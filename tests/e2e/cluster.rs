@@ -383,3 +383,245 @@ async fn cluster_kill9_of_a_daemon_under_write_load_loses_no_acknowledged_write(
     assert_all_exist(&again, &pool, &acked).await;
     cl.assert_converged().await;
 }
+
+/// The daemons' log sequence (events applied), read from `/metrics`.
+async fn events_of(d: &Daemon) -> u64 {
+    let text = http()
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("cognate_log_sequence "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no cognate_log_sequence in /metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn cluster_daemon_that_missed_ten_thousand_events_catches_up_to_the_same_state() {
+    let mut cl = Cluster::start(3).await;
+    let (_pool, client) = pool_and_client(&cl.sdks[0]).await;
+    cl.daemons[2].stop().await;
+    let before = events_of(&cl.daemons[0]).await;
+    // Sign-ups without a code to send: one event each.
+    let writers: Vec<Client> = cl.sdks[..2].to_vec();
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (sdks, client) = (writers.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            for k in 0..625 {
+                let pool_less = format!("miss-{w}-{k}");
+                sdks[k % 2]
+                    .sign_up()
+                    .client_id(&client)
+                    .username(&pool_less)
+                    .password(PASSWORD)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let missed = events_of(&cl.daemons[0]).await - before;
+    assert!(missed >= 10_000, "only {missed} events written");
+    let started = Instant::now();
+    cl.daemons[2].start_again().await;
+    cl.daemons[2].wait_ready(Duration::from_secs(120)).await;
+    println!(
+        "cluster: a daemon caught up with {missed} missed events in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        events_of(&cl.daemons[2]).await,
+        events_of(&cl.daemons[0]).await
+    );
+    cl.assert_converged().await;
+}
+
+/// The name (`n<i>`) of the NATS node leading the log stream.
+async fn log_leader(js: &async_nats::jetstream::Context) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut s) = js.get_stream("COGNATE_LOG").await
+            && let Ok(info) = s.info().await
+            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
+        {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "the log stream has no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes through every daemon with retries on the next, recording when each write was
+/// acknowledged; returns (usernames, longest gap between acknowledgements).
+async fn timed_load(
+    sdks: Vec<Client>,
+    client: String,
+    until: Instant,
+    tag: &str,
+) -> (Vec<String>, Duration) {
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, String)>::new()));
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (sdks, client, tag, acked) =
+            (sdks.clone(), client.clone(), tag.to_owned(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut k = 0usize;
+            let mut target = w;
+            while Instant::now() < until {
+                let name = format!("{tag}-{w}-{k}");
+                loop {
+                    let r = sdks[target % sdks.len()]
+                        .sign_up()
+                        .client_id(&client)
+                        .username(&name)
+                        .password(PASSWORD)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(_) => break,
+                        Err(e) if e.code() == Some("UsernameExistsException") => break,
+                        Err(_) => {
+                            target += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+                acked.lock().unwrap().push((Instant::now(), name));
+                k += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut all = std::mem::take(&mut *acked.lock().unwrap());
+    all.sort();
+    let gap = all
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    (all.into_iter().map(|(_, n)| n).collect(), gap)
+}
+
+#[tokio::test]
+async fn cluster_kill9_of_the_log_leader_pauses_writes_and_loses_none() {
+    let mut cl = Cluster::start(3).await;
+    let (pool, client) = pool_and_client(&cl.sdks[0]).await;
+    let js = cl.js().await;
+    let leader = log_leader(&js).await;
+    let node: usize = leader.trim_start_matches('n').parse().unwrap();
+    let until = Instant::now() + Duration::from_secs(12);
+    let load = tokio::spawn(timed_load(cl.sdks.clone(), client.clone(), until, "lk"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cl.nats.kill9(node).await;
+    let (acked, pause) = load.await.unwrap();
+    println!(
+        "cluster: kill -9 of the log leader {leader}: writes paused for {:.2} s at most; {} writes acknowledged",
+        pause.as_secs_f64(),
+        acked.len()
+    );
+    let unique: std::collections::BTreeSet<&String> = acked.iter().collect();
+    assert_eq!(unique.len(), acked.len(), "a write was acknowledged twice");
+    let survivor = (node + 1) % 3;
+    assert_all_exist(&cl.sdks[survivor], &pool, &acked).await;
+    // Exactly the acknowledged users exist: nothing was applied twice or invented.
+    let mut listed = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let out = cl.sdks[survivor]
+            .list_users()
+            .user_pool_id(&pool)
+            .set_pagination_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        listed += out.users().len();
+        token = out.pagination_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, acked.len());
+    assert!(log_leader(&js).await != leader, "a new leader was elected");
+    cl.nats.start_again(node).await;
+    for d in &cl.daemons {
+        d.wait_ready(Duration::from_secs(60)).await;
+    }
+    cl.assert_converged().await;
+}
+
+#[tokio::test]
+async fn cluster_cut_off_node_daemon_refuses_writes_while_the_majority_accepts_them() {
+    let mut cl = Cluster::start(3).await;
+    let (pool, client) = pool_and_client(&cl.sdks[0]).await;
+    // Node 2 stops answering without closing a socket; daemon 2 is attached only to it.
+    cl.nats.pause(2, true);
+    let started = Instant::now();
+    for k in 0..5 {
+        for i in 0..2 {
+            // If node 2 led the log, the others elect a leader first: retried meanwhile.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let r = cl.sdks[i]
+                    .sign_up()
+                    .client_id(&client)
+                    .username(format!("majority-{i}-{k}"))
+                    .password(PASSWORD)
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => break,
+                    Err(e) if e.code() == Some("UsernameExistsException") => break,
+                    Err(e) => {
+                        assert!(
+                            Instant::now() < deadline,
+                            "daemon {i} refuses writes with node 2 cut off: {e:?}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "cluster: 10 writes through the majority with one node cut off took {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let refused = cl.sdks[2]
+        .sign_up()
+        .client_id(&client)
+        .username("minority-write")
+        .password(PASSWORD)
+        .send()
+        .await;
+    assert!(refused.is_err(), "the cut-off daemon accepted a write");
+    let status = http()
+        .get(cl.daemons[2].url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 503, "the cut-off daemon says it is ready");
+    cl.nats.pause(2, false);
+    cl.daemons[2].wait_ready(Duration::from_secs(120)).await;
+    // Back in the cluster: it sees the majority's writes, and the refused one never
+    // happened.
+    assert_all_exist(&cl.sdks[2], &pool, &["majority-1-4".to_owned()]).await;
+    let gone = cl.sdks[0]
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("minority-write")
+        .send()
+        .await;
+    assert_eq!(code_of(&gone).as_deref(), Some("UserNotFoundException"));
+    cl.assert_converged().await;
+}
