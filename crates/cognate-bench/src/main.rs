@@ -6,6 +6,7 @@
 //! run still exits 0. It fails only when the setup does (no daemon binary, a refused
 //! admin call, no user to sign in).
 
+mod cluster;
 mod listusers;
 mod load;
 mod nats;
@@ -56,6 +57,10 @@ struct Cli {
     /// The nats-server binary [default: $NATS_SERVER_BIN, the PATH, /usr/sbin, /usr/bin].
     #[arg(long)]
     nats_server: Option<PathBuf>,
+    /// The nats-server (2.11+) of the cluster phase [default: $NATS_CLUSTER_SERVER_BIN,
+    /// <workspace>/target/nats-venv/bin/nats-server].
+    #[arg(long)]
+    nats_cluster_server: Option<PathBuf>,
     /// Where the scratch directory goes (databases, data directories) [default:
     /// <workspace>/target/bench-tmp]: put it on the disk whose fsync you want measured.
     #[arg(long, value_name = "DIR")]
@@ -95,10 +100,14 @@ enum Phase {
     /// against RS256 signing in process.
     #[value(name = "oauth")]
     OAuth,
+    /// Three cluster daemons on a three-node JetStream cluster against one embedded
+    /// daemon (needs nats-server 2.11+).
+    #[value(name = "cluster")]
+    Cluster,
 }
 
 impl Phase {
-    const ALL: [Phase; 9] = [
+    const ALL: [Phase; 10] = [
         Phase::Argon2,
         Phase::SignUp,
         Phase::SignIn,
@@ -108,6 +117,7 @@ impl Phase {
         Phase::ListUsers,
         Phase::Nats,
         Phase::OAuth,
+        Phase::Cluster,
     ];
 
     fn name(self) -> String {
@@ -561,6 +571,14 @@ async fn bench(cli: Cli) -> Result<()> {
     } else {
         None
     };
+    let cluster_nats_bin = if runs(Phase::Cluster) {
+        Some(procs::find_cluster_nats_server(
+            cli.nats_cluster_server.as_deref(),
+            &root,
+        )?)
+    } else {
+        None
+    };
     // On the real disk (not a tmpfs /tmp) so fsync costs what it costs in production.
     let tmp_base = cli
         .scratch
@@ -796,6 +814,53 @@ async fn bench(cli: Cli) -> Result<()> {
                 "code exchange: all {} codes made beforehand were exchanged before the phase's end; its rate covers {:.1} s",
                 r.code_made.ok.len(),
                 r.code_exchange.elapsed.as_secs_f64()
+            ));
+        }
+    }
+
+    if let Some(nats_bin) = cluster_nats_bin.as_deref() {
+        steps.next("cluster (3 daemons, 3 NATS nodes) vs embedded");
+        let r = cluster::run(cluster::Setup {
+            daemon_bin: &daemon_bin,
+            nats_bin,
+            dir: run_dir.path(),
+            creds: &creds,
+            plan: plan.clone(),
+        })
+        .await?;
+        for m in [&r.embedded, &r.cluster] {
+            rows.push(Row::http(&format!("{}: SignUp", m.name), &m.sign_up));
+            rows.push(Row::http(
+                &format!("{}: AdminUpdateUserAttributes", m.name),
+                &m.update,
+            ));
+            for (i, g) in m.get_user.iter().enumerate() {
+                rows.push(Row::http(&format!("{}: GetUser, daemon {i}", m.name), g));
+            }
+            if let Some(argon) = argon_rate {
+                checks.push(Check::new(
+                    &format!("{}: SignUp / argon2id", m.name),
+                    ratio(m.sign_up.rate(), argon),
+                    Target::AtLeastShare(SIGN_UP_TARGET),
+                ));
+            }
+        }
+        rows.push(Row::latencies(
+            "cluster: replication lag (ack -> applied elsewhere)",
+            &r.lag,
+        ));
+        checks.push(Check::new(
+            "cluster/embedded AdminUpdateUserAttributes",
+            ratio(r.cluster.update.rate(), r.embedded.update.rate()),
+            Target::Share,
+        ));
+        if let Some((n, secs)) = r.cluster.appends {
+            let commands = r.cluster.update.ok.len() as f64;
+            notes.push(format!(
+                "cluster: {n} appends to COGNATE_LOG during the update phase ({:.1} commands each), {:.2} ms each on average; {} conflicts (decided again) in the whole run",
+                ratio(commands, n as f64),
+                if n > 0 { secs * 1e3 / n as f64 } else { 0.0 },
+                r.cluster.conflicts.unwrap_or(0)
             ));
         }
     }

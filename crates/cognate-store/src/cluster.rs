@@ -192,7 +192,7 @@ impl Cluster {
         loop {
             let messages = self
                 .log
-                .read(self.applied + 1, 512)
+                .read(self.applied + 1, 2048)
                 .map_err(Error::Unavailable)?;
             if messages.is_empty() {
                 return Ok(());
@@ -202,6 +202,16 @@ impl Cluster {
     }
 
     fn apply_remote(&mut self, messages: &[(u64, Vec<u8>)]) -> Result<()> {
+        // Every user's key these entries need, fetched at once.
+        let mut ids = Vec::new();
+        for (_, payload) in messages {
+            for entry in decode_message(payload)? {
+                if let Some(id) = key_of(entry) {
+                    ids.push(id);
+                }
+            }
+        }
+        self.crypt.keys.prefetch(&ids)?;
         let txn = self.db.begin_write()?;
         let mut seq = self.seq;
         let mut applied = self.applied;
@@ -387,6 +397,14 @@ enum Attempt {
     Done(Vec<Result<Executed>>),
     Conflict,
     TooLarge,
+}
+
+fn key_of(entry: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        key: Option<u64>,
+    }
+    serde_json::from_slice::<Head>(entry).ok()?.key
 }
 
 fn touches_config(entry: &[u8]) -> bool {

@@ -44,7 +44,18 @@ pub trait SharedKeys: Send + Sync {
     fn get(&self, id: u64) -> std::result::Result<Option<Vec<u8>>, String>;
     /// Erases the key; erasing a key that is already gone succeeds.
     fn erase(&self, id: u64) -> std::result::Result<(), String>;
+    /// `create` for several keys at once (one round trip where the store can).
+    fn create_many(&self, keys: &[(u64, Vec<u8>)]) -> std::result::Result<Vec<bool>, String> {
+        keys.iter().map(|(id, w)| self.create(*id, w)).collect()
+    }
+    /// `get` for several keys at once.
+    fn get_many(&self, ids: &[u64]) -> std::result::Result<Vec<Option<Vec<u8>>>, String> {
+        ids.iter().map(|id| self.get(*id)).collect()
+    }
 }
+
+/// Keys created ahead in a cluster, so that a new user costs no round trip.
+const SHARED_RESERVE: usize = 64;
 
 /// Ids of keys created in a cluster: random, above every id a single-node store can
 /// have assigned (so a log moved into a cluster keeps its ids), below 2^53.
@@ -58,6 +69,8 @@ pub struct DataKeys {
     shared: Option<std::sync::Arc<dyn SharedKeys>>,
     /// Slots in the file (ids `0..slots`).
     slots: Mutex<u64>,
+    /// In a cluster: keys already stored in the shared stream, not yet given out.
+    reserve: Mutex<Vec<(u64, Arc<DataKey>)>>,
     /// Opened keys by id. A shard's lock is held while its slot is read or erased, so an
     /// erased key can never be cached again after its erasure.
     cache: [Mutex<HashMap<u64, Arc<DataKey>>>; CACHE_SHARDS],
@@ -148,6 +161,7 @@ impl DataKeys {
             keyring,
             shared: None,
             slots: Mutex::new(slots),
+            reserve: Mutex::new(Vec::new()),
             cache: Default::default(),
         })
     }
@@ -165,6 +179,7 @@ impl DataKeys {
             keyring,
             shared: Some(shared),
             slots: Mutex::new(u64::MAX),
+            reserve: Mutex::new(Vec::new()),
             cache: Default::default(),
         })
     }
@@ -174,27 +189,82 @@ impl DataKeys {
         self.shared.is_some()
     }
 
-    /// Creates a fresh key in the shared stream under a new random id.
+    /// A fresh key stored in the shared stream under a new random id: taken from the
+    /// reserve, which is refilled (one round trip for many keys) when empty. Keys of a
+    /// reserve lost at a stop seal nothing.
     pub fn create_shared(&self) -> Result<u64> {
         let Some(shared) = &self.shared else {
             return Err(Error::Keys("not a shared key store".into()));
         };
-        for _ in 0..8 {
-            let mut raw = [0u8; 8];
-            cognate_crypto::fill_random(&mut raw);
-            let id = SHARED_ID_MIN + u64::from_be_bytes(raw) % ((1u64 << 53) - SHARED_ID_MIN);
-            let key = DataKey::generate();
-            let wrapped = self.keyring.wrap_data_key(id, &key);
-            if shared.create(id, &wrapped).map_err(Error::Keys)? {
-                let mut shard = self.shard(id);
-                if shard.len() >= CACHE_PER_SHARD {
-                    shard.clear();
+        let mut reserve = self
+            .reserve
+            .lock()
+            .map_err(|_| Error::Keys("data-key reserve lock poisoned".into()))?;
+        if reserve.is_empty() {
+            let fresh: Vec<(u64, DataKey)> = (0..SHARED_RESERVE)
+                .map(|_| {
+                    let mut raw = [0u8; 8];
+                    cognate_crypto::fill_random(&mut raw);
+                    let id =
+                        SHARED_ID_MIN + u64::from_be_bytes(raw) % ((1u64 << 53) - SHARED_ID_MIN);
+                    (id, DataKey::generate())
+                })
+                .collect();
+            let wrapped: Vec<(u64, Vec<u8>)> = fresh
+                .iter()
+                .map(|(id, k)| (*id, self.keyring.wrap_data_key(*id, k).to_vec()))
+                .collect();
+            let created = shared.create_many(&wrapped).map_err(Error::Keys)?;
+            for ((id, key), ok) in fresh.into_iter().zip(created) {
+                // An id another daemon holds is skipped (2^-20 at a billion keys).
+                if ok {
+                    reserve.push((id, Arc::new(key)));
                 }
-                shard.insert(id, Arc::new(key));
-                return Ok(id);
             }
         }
-        Err(Error::Keys("no free data-key id after 8 tries".into()))
+        let (id, key) = reserve
+            .pop()
+            .ok_or_else(|| Error::Keys("no data key could be created".into()))?;
+        drop(reserve);
+        let mut shard = self.shard(id);
+        if shard.len() >= CACHE_PER_SHARD {
+            shard.clear();
+        }
+        shard.insert(id, key);
+        Ok(id)
+    }
+
+    /// Fetches the keys of `ids` that are not cached, in one round trip, so that
+    /// applying a stretch of the shared log does not wait for each user's key.
+    pub fn prefetch(&self, ids: &[u64]) -> Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let missing: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.shard(*id).contains_key(id))
+            .collect::<std::collections::BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = shared.get_many(&missing).map_err(Error::Keys)?;
+        for (id, wrapped) in missing.into_iter().zip(found) {
+            let Some(wrapped) = wrapped else { continue };
+            let key = self.keyring.unwrap_data_key(id, &wrapped).map_err(|e| {
+                Error::Keys(format!(
+                    "data key {id} cannot be unwrapped ({e}): does every daemon have the same COGNATE_MASTER_KEY?"
+                ))
+            })?;
+            let mut shard = self.shard(id);
+            if shard.len() >= CACHE_PER_SHARD {
+                shard.clear();
+            }
+            shard.insert(id, Arc::new(key));
+        }
+        Ok(())
     }
 
     /// Copies a wrapped key into the shared stream under the same id (moving a
