@@ -206,7 +206,7 @@ impl Cluster {
         let mut ids = Vec::new();
         for (_, payload) in messages {
             for entry in decode_message(payload)? {
-                if let Some(id) = key_of(entry) {
+                if let Some(id) = tables::entry_key(entry) {
                     ids.push(id);
                 }
             }
@@ -397,14 +397,6 @@ enum Attempt {
     Done(Vec<Result<Executed>>),
     Conflict,
     TooLarge,
-}
-
-fn key_of(entry: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        key: Option<u64>,
-    }
-    serde_json::from_slice::<Head>(entry).ok()?.key
 }
 
 fn touches_config(entry: &[u8]) -> bool {

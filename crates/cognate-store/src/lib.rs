@@ -577,6 +577,25 @@ pub fn rebuild_with(
     keys: Option<Arc<dyn SharedKeys>>,
 ) -> Result<Rebuilt> {
     let (db, crypt, _) = open_parts(path, keyring, keys)?;
+    if crypt.keys.is_shared() {
+        // The cluster's keys, fetched in bulk rather than one round trip per user (as
+        // many as the cache holds).
+        let ids: std::collections::BTreeSet<u64> = {
+            let txn = db.begin_read()?;
+            let log = txn.open_table(tables::LOG)?;
+            let mut ids = std::collections::BTreeSet::new();
+            for item in log.iter()? {
+                if let Some(id) = tables::entry_key(item?.1.value()) {
+                    ids.insert(id);
+                }
+            }
+            ids
+        };
+        let ids: Vec<u64> = ids.into_iter().collect();
+        for chunk in ids.chunks(4096) {
+            crypt.keys.prefetch(chunk)?;
+        }
+    }
     let live_digest = tables::digest_of(&db.begin_read()?, &crypt)?;
     let txn = db.begin_write()?;
     tables::clear_projections(&txn)?;

@@ -425,6 +425,15 @@ fn encode_sealed(env: &Envelope, stored_aggregate: &str, id: u64, dk: &DataKey) 
     Ok(serde_json::to_vec(&v)?)
 }
 
+/// The data key an entry is sealed with, read from its header alone.
+pub fn entry_key(bytes: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        key: Option<u64>,
+    }
+    serde_json::from_slice::<Head>(bytes).ok()?.key
+}
+
 /// Decodes a stored entry, opening it when it is sealed and its key exists.
 fn decode_entry(crypt: &Crypt, bytes: &[u8]) -> Result<LogEntry> {
     let mut raw: Value = serde_json::from_slice(bytes)?;
@@ -600,11 +609,20 @@ pub fn replay(txn: &WriteTransaction, crypt: &Arc<Crypt>) -> Result<(u64, u64)> 
     let mut next = 0u64;
     // In chunks, so memory stays bounded whatever the log's size.
     loop {
-        let mut chunk = Vec::with_capacity(4096);
+        let mut raw = Vec::with_capacity(4096);
         for item in p.log.range(next..)?.take(4096) {
             let (k, bytes) = item?;
             next = k.value() + 1;
-            chunk.push(decode_entry(crypt, bytes.value())?);
+            raw.push(bytes.value().to_vec());
+        }
+        // In a cluster the keys are remote: fetched for the whole chunk at once.
+        if crypt.keys.is_shared() {
+            let ids: Vec<u64> = raw.iter().filter_map(|b| entry_key(b)).collect();
+            crypt.keys.prefetch(&ids)?;
+        }
+        let mut chunk = Vec::with_capacity(raw.len());
+        for bytes in &raw {
+            chunk.push(decode_entry(crypt, bytes)?);
         }
         if chunk.is_empty() {
             return Ok((n, erased));
