@@ -35,6 +35,18 @@ impl Cluster {
             format!("AKIA{}", hex(&random_bytes(8)).to_uppercase()),
             hex(&random_bytes(20)),
         );
+        Self::start_on(nats, n, &master, &creds).await
+    }
+
+    /// `n` daemons on a running NATS cluster, with this master key and these admin
+    /// credentials.
+    pub async fn start_on(
+        nats: NatsCluster,
+        n: usize,
+        master: &str,
+        creds: &(String, String),
+    ) -> Cluster {
+        let (master, creds) = (master.to_owned(), creds.clone());
         let mut daemons = Vec::new();
         for i in 0..n {
             daemons.push(Self::daemon(&nats, i % 3, &master, &creds).await);
@@ -641,4 +653,64 @@ async fn cluster_cut_off_node_daemon_refuses_writes_while_the_majority_accepts_t
         .await;
     assert_eq!(code_of(&gone).as_deref(), Some("UserNotFoundException"));
     cl.assert_converged().await;
+}
+
+#[tokio::test]
+async fn cluster_import_moves_a_single_node_log_into_the_cluster() {
+    let master = hex(&random_bytes(32));
+    let creds = (
+        format!("AKIA{}", hex(&random_bytes(8)).to_uppercase()),
+        hex(&random_bytes(20)),
+    );
+    let mut single = Daemon::start_with(DaemonOptions {
+        master_key: Some(master.clone()),
+        admin_credentials: Some(creds.clone()),
+        ..DaemonOptions::default()
+    })
+    .await;
+    let c = sdk(&single);
+    let (pool, client) = pool_and_client(&c).await;
+    admin_confirmed_user(&c, &pool, "moved", &[("email", "moved@example.com")]).await;
+    admin_confirmed_user(&c, &pool, "erased", &[]).await;
+    c.admin_delete_user()
+        .user_pool_id(&pool)
+        .username("erased")
+        .send()
+        .await
+        .unwrap();
+    single.stop().await;
+    let nats = NatsCluster::start(3).await;
+    let out = single
+        .cli(&[
+            "cluster-import",
+            "--nats-url",
+            &nats.url(0),
+            "--log-replicas",
+            "3",
+        ])
+        .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("erased-data-keys 1"), "{stdout}");
+    let cl = Cluster::start_on(nats, 3, &master, &creds).await;
+    for c in &cl.sdks {
+        login(c, &client, "moved", PASSWORD).await;
+        let gone = c
+            .admin_get_user()
+            .user_pool_id(&pool)
+            .username("erased")
+            .send()
+            .await;
+        assert_eq!(code_of(&gone).as_deref(), Some("UserNotFoundException"));
+    }
+    // A second import into the now busy cluster is refused.
+    let again = single
+        .cli(&["cluster-import", "--nats-url", &cl.nats.url(1)])
+        .await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds"));
 }

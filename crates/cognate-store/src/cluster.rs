@@ -62,7 +62,7 @@ pub trait SharedLog: Send + Sync {
 
 /// One message of the shared log: the entries of a batch, as stored, each after its
 /// length (4 bytes, big-endian).
-fn encode_message(entries: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn encode_message(entries: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 4).sum::<usize>());
     for e in entries {
         out.extend_from_slice(&(e.len() as u32).to_be_bytes());

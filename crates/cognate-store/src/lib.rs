@@ -612,3 +612,108 @@ pub fn rebuild_with(
 
 #[cfg(test)]
 mod tests;
+
+/// What `move_into_cluster` did.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub events: u64,
+    pub messages: u64,
+    pub keys: u64,
+    /// Keys erased before the move (their users' entries stay unreadable).
+    pub erased_keys: u64,
+    /// The log's last event and the local outbox cursor.
+    pub last_seq: u64,
+    pub outbox_cursor: u64,
+}
+
+/// Moves the log of a single-node database into an empty shared log: its data keys
+/// first (under the same ids, still wrapped with the same master key), then its entries
+/// in order, as messages of at most half the log's largest payload. The database is
+/// left as it was. The daemon must be stopped.
+pub fn move_into_cluster(
+    path: &Path,
+    keyring: Keyring,
+    log: &dyn SharedLog,
+    keys: &dyn SharedKeys,
+) -> Result<Moved> {
+    let (db, crypt, _) = open_parts(path, keyring, None)?;
+    let mut position = log.last().map_err(Error::Unavailable)?;
+    if position != 0 {
+        return Err(Error::Unavailable(format!(
+            "the cluster's log already holds {position} messages: a log is moved only into an empty one"
+        )));
+    }
+    let (mut moved_keys, mut erased_keys) = (0u64, 0u64);
+    let slots = crypt.keys.slots();
+    let mut batch = Vec::new();
+    for id in 1..slots {
+        match crypt.keys.wrapped(id)? {
+            Some(w) => batch.push((id, w)),
+            None => erased_keys += 1,
+        }
+        if batch.len() == 256 || (id + 1 == slots && !batch.is_empty()) {
+            for (ok, (id, _)) in keys
+                .create_many(&batch)
+                .map_err(Error::Keys)?
+                .into_iter()
+                .zip(&batch)
+            {
+                if !ok {
+                    return Err(Error::Keys(format!(
+                        "data key {id} already exists in the cluster: is another log being moved in?"
+                    )));
+                }
+            }
+            moved_keys += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    let limit = log.max_payload() / 2;
+    let txn = db.begin_read()?;
+    let table = txn.open_table(tables::LOG)?;
+    let (mut events, mut messages) = (0u64, 0u64);
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut size = 0usize;
+    let mut flush = |entries: &mut Vec<Vec<u8>>, size: &mut usize| -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let payload = cluster::encode_message(entries);
+        let id = format!("import-{}", position + 1);
+        match log
+            .append(position, &id, &payload)
+            .map_err(Error::Unavailable)?
+        {
+            Appended::Stored(p) => position = p,
+            Appended::Conflict => {
+                return Err(Error::Unavailable(
+                    "another writer appended to the cluster's log during the move".into(),
+                ));
+            }
+        }
+        messages += 1;
+        entries.clear();
+        *size = 0;
+        Ok(())
+    };
+    for item in table.iter()? {
+        let (_, bytes) = item?;
+        let bytes = bytes.value().to_vec();
+        if size + bytes.len() + 4 > limit {
+            flush(&mut entries, &mut size)?;
+        }
+        size += bytes.len() + 4;
+        entries.push(bytes);
+        events += 1;
+    }
+    flush(&mut entries, &mut size)?;
+    let r = db.begin_read()?;
+    Ok(Moved {
+        events,
+        messages,
+        keys: moved_keys,
+        erased_keys,
+        last_seq: tables::last_seq(&r)?,
+        outbox_cursor: tables::meta_value(&r, "outbox")?,
+    })
+}

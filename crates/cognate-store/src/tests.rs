@@ -1438,3 +1438,61 @@ async fn daemons_on_one_shared_log_decide_races_once_and_converge() {
         .count();
     assert!(erased >= 1, "the deleted user's key was erased");
 }
+
+#[tokio::test]
+async fn a_single_node_log_moves_into_a_cluster_with_the_same_state() {
+    let (dir, s) = open();
+    pool_with_bob(&s).await;
+    for name in ["carol", "dave"] {
+        s.run(
+            Command::SignUp {
+                pool_id: "p_1".into(),
+                client_id: None,
+                user: user(name, &format!("{name}@x.io")),
+            },
+            2,
+        )
+        .await
+        .unwrap();
+    }
+    s.run(
+        Command::DeleteUser {
+            pool_id: "p_1".into(),
+            username_key: "carol".into(),
+        },
+        3,
+    )
+    .await
+    .unwrap();
+    let digest = s.digest().unwrap();
+    let events = s.stats().last_seq.load(Ordering::Relaxed);
+    s.close();
+    let log = Arc::new(MemLog::default());
+    let path = dir.path().join("db.redb");
+    let moved = move_into_cluster(&path, ring(), &*log, &*log).unwrap();
+    assert_eq!(moved.events, events);
+    assert!(
+        moved.erased_keys >= 1,
+        "carol's key was erased before the move"
+    );
+    // Moving twice is refused: the log is no longer empty.
+    assert!(move_into_cluster(&path, ring(), &*log, &*log).is_err());
+    let member = open_member(dir.path(), "member.redb", &log);
+    caught_up(&member, &log).await;
+    assert_eq!(member.digest().unwrap(), digest);
+    let r = member.read_now().unwrap();
+    assert!(r.user("p_1", "dave").unwrap().is_some());
+    assert!(r.user("p_1", "carol").unwrap().is_none());
+    // And it goes on from there: a new user on top of the moved log.
+    member
+        .run(
+            Command::SignUp {
+                pool_id: "p_1".into(),
+                client_id: None,
+                user: user("erin", "e@x.io"),
+            },
+            4,
+        )
+        .await
+        .unwrap();
+}

@@ -474,6 +474,22 @@ impl Daemon {
     }
 
     /// Runs `cognate rebuild --data-dir DIR`; the daemon must be stopped.
+    /// Runs `cognate <args> --data-dir <this daemon's>` with this daemon's environment
+    /// (stopped daemon) and returns its output.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        assert!(self.child.is_none(), "stop the daemon first");
+        let mut cmd = self.base_command(&cognate_bin());
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        tokio::time::timeout(Duration::from_secs(120), cmd.output())
+            .await
+            .expect("cognate timed out")
+            .expect("run cognate")
+    }
+
     pub async fn rebuild(&self) -> RebuildReport {
         assert!(self.child.is_none(), "stop the daemon before rebuild");
         let exe = cognate_bin();

@@ -44,6 +44,23 @@ enum Cmd {
         #[command(flatten)]
         nats: nats_args::NatsArgs,
     },
+    /// Move a single-node daemon's log into a cluster (docs/cluster.md): its data keys
+    /// and every entry go to the empty JetStream streams on --nats-url; the data
+    /// directory is left as it was. Stop the daemon first; then start the cluster's
+    /// daemons with empty data directories and COGNATE_MASTER_KEY set to this one's key.
+    ClusterImport {
+        #[arg(long, env = "COGNATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "COGNATE_NATS_URL")]
+        nats_url: String,
+        #[arg(long, env = "COGNATE_NATS_PREFIX", default_value = "cognate")]
+        nats_prefix: String,
+        #[command(flatten)]
+        nats: nats_args::NatsArgs,
+        /// Replicas of the streams this creates (1 for a single nats-server).
+        #[arg(long, env = "COGNATE_LOG_REPLICAS", default_value_t = 3)]
+        log_replicas: usize,
+    },
     /// Convert, once, a database written before personal data was sealed per user: a new
     /// sealed log and projections, checked against the old state, replace it; the old
     /// one is kept as cognate.redb.unsealed for you to delete (daemon stopped).
@@ -270,6 +287,13 @@ fn main() -> Result<()> {
             rebuild(&data_dir, keys)
         }
         Cmd::SealLog { data_dir } => seal_log(&data_dir),
+        Cmd::ClusterImport {
+            data_dir,
+            nats_url,
+            nats_prefix,
+            nats,
+            log_replicas,
+        } => cluster_import(&data_dir, &nats_url, &nats_prefix, &nats, log_replicas),
         Cmd::ExportUser(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
@@ -412,6 +436,53 @@ fn init_tracing() {
 
 fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("cognate.redb")
+}
+
+fn cluster_import(
+    data_dir: &Path,
+    url: &str,
+    prefix: &str,
+    nats: &nats_args::NatsArgs,
+    replicas: usize,
+) -> Result<()> {
+    let path = db_path(data_dir);
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    let keyring = master_key(data_dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let link = rt
+        .block_on(cognate_server::cluster::ClusterLink::connect(
+            url,
+            prefix,
+            &nats.settings(),
+            replicas.max(1),
+        ))
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("reaching the cluster on NATS")?;
+    let moved = cognate_store::move_into_cluster(&path, keyring, &link, &link)
+        .context("moving the log into the cluster")?;
+    // What the single node published is not published again; a node that never ran
+    // with NATS printed its messages, and they are not sent again either.
+    let cursor = if moved.outbox_cursor > 0 {
+        moved.outbox_cursor
+    } else {
+        moved.last_seq
+    };
+    rt.block_on(link.save_cursor("outbox", cursor))
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("setting the cluster's outbox cursor")?;
+    println!("events {}", moved.events);
+    println!("messages {}", moved.messages);
+    println!("data-keys {}", moved.keys);
+    println!("erased-data-keys {}", moved.erased_keys);
+    println!("outbox-cursor {cursor}");
+    println!(
+        "moved into the cluster: start its daemons with empty data directories, --cluster and this COGNATE_MASTER_KEY"
+    );
+    Ok(())
 }
 
 fn rebuild(data_dir: &Path, keys: Option<Arc<dyn cognate_store::SharedKeys>>) -> Result<()> {
