@@ -58,4 +58,14 @@ printf 'daemon:\n  replicas: 3\n  colour: red\n' >"$work/bad.yaml"
 if helm lint --strict "$chart" -f "$work/bad.yaml" >/dev/null 2>&1; then
   echo "check-k8s: values.schema.json accepted invalid values"; exit 1
 fi
+# Several daemons without cluster mode would each have a log of their own: refused.
+printf 'daemon:\n  replicas: 3\n' >"$work/many.yaml"
+if helm template t "$chart" -f "$work/many.yaml" >/dev/null 2>&1; then
+  echo "check-k8s: daemon.replicas 3 without cluster mode was accepted"; exit 1
+fi
+# Cluster mode renders the cluster settings, a disruption budget and the spread.
+helm template t "$chart" -n cognate -f "$chart/ci/cluster-values.yaml" >"$work/cluster.yaml"
+for want in 'name: COGNATE_CLUSTER, value: "true"' 'kind: PodDisruptionBudget' 'topologyKey: kubernetes.io/hostname' 'podManagementPolicy: Parallel'; do
+  grep -qF "$want" "$work/cluster.yaml" || { echo "check-k8s: cluster render lacks: $want"; exit 1; }
+done
 echo "check-k8s: ok"
