@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
 use aws_sdk_cognitoidentityprovider::types::{
-    AliasAttributeType, AuthFlowType, VerifiedAttributeType,
+    AliasAttributeType, AuthFlowType, ChallengeNameType, FeatureType, MessageActionType,
+    RefreshTokenRotationType, VerifiedAttributeType,
 };
 use cognate_testkit::{Daemon, DaemonOptions, NatsCluster, random_bytes};
 
@@ -212,6 +213,89 @@ async fn cluster_races_have_one_winner_and_every_daemon_reads_every_write() {
         outcomes.iter().filter(|r| r.is_ok()).count(),
         1,
         "{:?}",
+        outcomes.iter().map(code_of).collect::<Vec<_>>()
+    );
+
+    // One challenge session (NEW_PASSWORD_REQUIRED) answered on all three at once.
+    cl.sdks[0]
+        .admin_create_user()
+        .user_pool_id(&pool)
+        .username("challenged")
+        .temporary_password("Temp-Passw0rd!")
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let (session, _) = login_challenge(
+        &cl.sdks[1],
+        &client,
+        "challenged",
+        "Temp-Passw0rd!",
+        ChallengeNameType::NewPasswordRequired,
+    )
+    .await;
+    let outcomes = on_all(&cl.sdks, |i, c| {
+        let (client, session) = (client.clone(), session.clone());
+        async move {
+            respond(
+                &c,
+                &client,
+                ChallengeNameType::NewPasswordRequired,
+                &session,
+                &[
+                    ("USERNAME", "challenged"),
+                    ("NEW_PASSWORD", &format!("{PASSWORD}{i}")),
+                ],
+            )
+            .await
+        }
+    })
+    .await;
+    assert_eq!(
+        outcomes.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one answer per challenge session: {:?}",
+        outcomes.iter().map(code_of).collect::<Vec<_>>()
+    );
+
+    // One refresh token rotated on all three at once (no grace period): one rotation.
+    let rotating = client_builder(&cl.sdks[0], &pool)
+        .refresh_token_rotation(
+            RefreshTokenRotationType::builder()
+                .feature(FeatureType::Enabled)
+                .retry_grace_period_seconds(0)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client()
+        .unwrap()
+        .client_id()
+        .unwrap()
+        .to_owned();
+    admin_confirmed_user(&cl.sdks[0], &pool, "rotor", &[]).await;
+    let old = login(&cl.sdks[2], &rotating, "rotor", PASSWORD)
+        .await
+        .refresh_token()
+        .unwrap()
+        .to_owned();
+    let outcomes = on_all(&cl.sdks, |_, c| {
+        let (rotating, old) = (rotating.clone(), old.clone());
+        async move {
+            c.get_tokens_from_refresh_token()
+                .client_id(rotating)
+                .refresh_token(old)
+                .send()
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        outcomes.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one rotation of a refresh token: {:?}",
         outcomes.iter().map(code_of).collect::<Vec<_>>()
     );
 

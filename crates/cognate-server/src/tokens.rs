@@ -532,7 +532,13 @@ pub async fn refresh(
         origin_jti: session.origin_jti.clone(),
         presented_hash: hash,
         new_refresh_hash: new_token.as_ref().map(|t| s.keyring().token_hash(t)),
-        grace_until: now + client.retry_grace_period_seconds * 1000,
+        // Without a grace period the old token is spent at once, also for a request that
+        // started earlier but is decided later (its clock is behind this one's).
+        grace_until: if client.retry_grace_period_seconds > 0 {
+            now + client.retry_grace_period_seconds * 1000
+        } else {
+            0
+        },
     };
     let events = s.run(cmd, now).await?;
     // A retry inside the grace period gets no new refresh token; the old one stays valid.
